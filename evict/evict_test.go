@@ -1,0 +1,194 @@
+package evict
+
+import (
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *manualClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// TestHeapAgainstModel drives a Heap and a sorted slice with the same random
+// operations and checks that the minimum always agrees.
+func TestHeapAgainstModel(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var h Heap[int]
+	var model []int64 // keys; values equal keys here
+	for step := range 20000 {
+		switch op := r.IntN(10); {
+		case op < 5 || len(model) == 0:
+			k := r.Int64N(1000)
+			h.Push(k, int(k))
+			model = append(model, k)
+		case op < 7:
+			h.PopMin()
+			slices.Sort(model)
+			model = model[1:]
+		case op < 9:
+			k := h.Min().At + r.Int64N(100)
+			h.SetMin(k)
+			slices.Sort(model)
+			model[0] = k
+		default:
+			// Raise keys in place, drop some, then rebuild: the bulk path.
+			for i := 0; i < h.Len(); {
+				if r.IntN(4) == 0 {
+					h.RemoveAt(i)
+					continue
+				}
+				h.SetAt(i, h.At(i).At+r.Int64N(50))
+				i++
+			}
+			h.Init()
+			model = model[:0]
+			for i := range h.Len() {
+				model = append(model, h.At(i).At)
+			}
+		}
+		if h.Len() != len(model) {
+			t.Fatalf("step %d: Len = %d, model %d", step, h.Len(), len(model))
+		}
+		if len(model) > 0 && h.Min().At != slices.Min(model) {
+			t.Fatalf("step %d: Min = %d, model %d", step, h.Min().At, slices.Min(model))
+		}
+	}
+}
+
+func TestHeapFilter(t *testing.T) {
+	var h Heap[int]
+	for i := range 1000 {
+		h.Push(int64(1000-i), i)
+	}
+	h.Filter(func(v int) bool { return v%10 == 0 })
+	if h.Len() != 100 {
+		t.Fatalf("Len after Filter = %d, want 100", h.Len())
+	}
+	var got []int64
+	for h.Len() > 0 {
+		got = append(got, h.Min().At)
+		if h.Min().Value%10 != 0 {
+			t.Fatalf("Filter kept %d", h.Min().Value)
+		}
+		h.PopMin()
+	}
+	if !slices.IsSorted(got) {
+		t.Errorf("popped out of order after Filter: %v", got)
+	}
+	if cap(h.items) > 256 {
+		t.Errorf("Filter kept capacity %d for 100 items", cap(h.items))
+	}
+}
+
+func TestTimebaseManual(t *testing.T) {
+	c := &manualClock{t: time.Unix(1000, 0)}
+	tb := NewTimebase(c, time.Second)
+	if !tb.Manual() {
+		t.Fatal("Manual() = false for an injected clock")
+	}
+	if got, want := tb.Now(), int64(1000e9); got != want {
+		t.Errorf("Now = %d, want %d", got, want)
+	}
+	c.Add(1500 * time.Millisecond)
+	if got, want := tb.Coarse(), int64(1001.5e9); got != want {
+		t.Errorf("Coarse with a manual clock = %d, want the exact %d", got, want)
+	}
+	if got := tb.Time(tb.Now()); !got.Equal(c.Now()) {
+		t.Errorf("Time(Now()) = %v, want %v", got, c.Now())
+	}
+	c.t = time.Unix(-5, 0)
+	if got := tb.Now(); got != 0 {
+		t.Errorf("Now before 1970 = %d, want it clamped to 0", got)
+	}
+}
+
+// TestTimebaseCoarseNeverBehind checks the promise eviction relies on: with
+// the system clock, Coarse is never earlier than Now as long as Refresh is
+// called at least once per resolution.
+func TestTimebaseCoarseNeverBehind(t *testing.T) {
+	tb := NewTimebase(nil, 50*time.Millisecond)
+	if tb.Manual() {
+		t.Fatal("Manual() = true for the system clock")
+	}
+	for range 1000 {
+		tb.Refresh()
+		if c, n := tb.Coarse(), tb.Now(); c < n {
+			t.Fatalf("Coarse %d is behind Now %d", c, n)
+		}
+	}
+	wall := time.Now().UnixNano()
+	if d := tb.Now() - wall; d < -int64(time.Second) || d > int64(time.Second) {
+		t.Errorf("Now is %v away from the wall clock", time.Duration(d))
+	}
+}
+
+func TestResolution(t *testing.T) {
+	for _, tt := range []struct{ interval, want time.Duration }{
+		{0, time.Second},
+		{-time.Second, time.Second},
+		{time.Millisecond, time.Millisecond},
+		{100 * time.Millisecond, 25 * time.Millisecond},
+		{time.Minute, time.Second},
+	} {
+		if got := Resolution(tt.interval); got != tt.want {
+			t.Errorf("Resolution(%v) = %v, want %v", tt.interval, got, tt.want)
+		}
+	}
+}
+
+func TestSweeperSweepsAndStops(t *testing.T) {
+	tb := NewTimebase(nil, time.Millisecond)
+	swept := make(chan struct{}, 1)
+	var n atomic.Int64
+	s := StartSweeper(tb, time.Millisecond, func() {
+		n.Add(1)
+		select {
+		case swept <- struct{}{}:
+		default:
+		}
+	})
+	for range 3 {
+		select {
+		case <-swept:
+		case <-time.After(10 * time.Second):
+			t.Fatal("sweeper did not sweep")
+		}
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(s.Stop)
+	}
+	wg.Wait()
+	after := n.Load()
+	s.Stop()
+	if n.Load() != after {
+		t.Error("sweeper swept after Stop returned")
+	}
+}
+
+func TestSweeperManualClockNoIntervalStartsNothing(t *testing.T) {
+	tb := NewTimebase(&manualClock{}, time.Second)
+	s := StartSweeper(tb, 0, func() { t.Error("swept with interval 0") })
+	s.Stop() // goleak in TestMain checks no goroutine was left
+}

@@ -1,0 +1,14 @@
+// Package session is roster's Manager and Session: a registry of HTTP
+// client sessions, built on the generic registry core of packages shard,
+// evict and idgen.
+//
+// A Manager creates sessions, hands them out by ID to any number of
+// goroutines, enforces a hard cap with an atomic counter, evicts idle
+// sessions lazily with one sweeper goroutine, and closes everything at
+// Shutdown. A Session is one identity, whose lifecycle the Manager tracks:
+// its last use, the requests it has in flight (never evicted under one), and
+// its closing.
+//
+// Most programs import the top-level package roster, which re-exports what
+// they need from here.
+package session

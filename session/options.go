@@ -1,0 +1,113 @@
+package session
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/rosterhq/roster/evict"
+	"github.com/rosterhq/roster/shard"
+)
+
+// Defaults of a Manager built without options.
+const (
+	DefaultMaxSessions     = 100
+	DefaultSessionTimeout  = 30 * time.Minute
+	DefaultCleanupInterval = time.Minute
+)
+
+// Clock is the time source a Manager reads. Inject one with WithClock to
+// drive idle eviction in tests without sleeping.
+type Clock = evict.Clock
+
+// EvictReason says why a session left the Manager without being closed by
+// its holder.
+type EvictReason int
+
+const (
+	// EvictIdle means the session was idle longer than the session timeout.
+	EvictIdle EvictReason = iota + 1
+	// EvictShutdown means the Manager was shut down.
+	EvictShutdown
+)
+
+// String returns "idle" or "shutdown".
+func (r EvictReason) String() string {
+	switch r {
+	case EvictIdle:
+		return "idle"
+	case EvictShutdown:
+		return "shutdown"
+	}
+	return "unknown"
+}
+
+// Option configures a Manager at construction.
+type Option func(*options)
+
+type options struct {
+	maxSessions int
+	timeout     time.Duration
+	interval    time.Duration
+	shards      int
+	clock       Clock
+	onEvict     func(*Session, EvictReason)
+	logger      *slog.Logger
+}
+
+func defaultOptions() options {
+	return options{
+		maxSessions: DefaultMaxSessions,
+		timeout:     DefaultSessionTimeout,
+		interval:    DefaultCleanupInterval,
+		shards:      shard.DefaultShards,
+	}
+}
+
+// WithMaxSessions sets the cap on sessions held at once; 0 (or less) means no
+// cap. The default is DefaultMaxSessions.
+func WithMaxSessions(n int) Option { return func(o *options) { o.maxSessions = max(n, 0) } }
+
+// WithSessionTimeout sets how long a session may stay idle before the
+// sweeper evicts it; 0 (or less) disables idle eviction. The default is
+// DefaultSessionTimeout.
+func WithSessionTimeout(d time.Duration) Option {
+	return func(o *options) { o.timeout = max(d, 0) }
+}
+
+// WithCleanupInterval sets how often the background sweeper runs; 0 (or
+// less) means it never runs, and only Sweep evicts. The default is
+// DefaultCleanupInterval. An idle session is evicted at the first sweep
+// after its timeout, so eviction is up to one interval late.
+func WithCleanupInterval(d time.Duration) Option {
+	return func(o *options) { o.interval = max(d, 0) }
+}
+
+// WithShards sets the number of lock stripes of the registry, rounded up to
+// a power of two and at most shard.MaxShards; 0 (or less) means
+// shard.DefaultShards. More shards mean less contention among creators and
+// shorter sweeps per lock hold; each costs about 200 bytes.
+func WithShards(n int) Option {
+	return func(o *options) { o.shards = min(max(n, 0), shard.MaxShards) }
+}
+
+// WithClock makes the Manager read time from c instead of the system clock:
+// creation and last-use times, idle times and expiry decisions. The
+// background sweeper still ticks in real time; tests usually combine
+// WithClock with WithCleanupInterval(0) and call Sweep.
+func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithOnEvict sets a hook that runs once for each session the Manager
+// evicts (EvictIdle) or closes at shutdown (EvictShutdown), after the
+// session has left the registry and before the Manager closes it, so the
+// hook may save its state. It runs on the goroutine of the sweep or the
+// Shutdown, after the sweep has released every lock, so a slow hook delays
+// neither Gets nor creates nor the sweep itself (only the next one). A panic
+// in the hook is recovered and logged, and the session is closed anyway.
+// Sessions closed by their holder or by CloseSession do not run it.
+func WithOnEvict(hook func(s *Session, reason EvictReason)) Option {
+	return func(o *options) { o.onEvict = hook }
+}
+
+// WithLogger sets where the Manager logs what it cannot return as an error,
+// such as a panicking eviction hook. The default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }

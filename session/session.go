@@ -1,0 +1,168 @@
+package session
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rosterhq/roster/evict"
+	"github.com/rosterhq/roster/protocol"
+	"github.com/rosterhq/roster/shard"
+)
+
+// Session is one HTTP identity. Its methods are safe for concurrent use.
+//
+// A Session made by a Manager stays registered until it is closed (by
+// Close, by Manager.CloseSession), evicted for idleness, or the Manager is
+// shut down. Closing it removes it from its Manager at once and frees its
+// slot; GetSession never returns a closed session.
+type Session struct {
+	id        string
+	config    *protocol.SessionConfig // owned copy; nil means defaults
+	createdAt int64                   // stamp
+	tb        *evict.Timebase
+	mgr       *core // nil for a session outside any Manager
+	entry     *shard.Entry[*Session]
+
+	requests atomic.Int64
+	inFlight atomic.Int32
+	closed   atomic.Bool
+	close1   sync.Once
+}
+
+// SessionStats is a snapshot of one session.
+type SessionStats struct {
+	ID           string        `json:"id"`
+	Preset       string        `json:"preset"`
+	CreatedAt    time.Time     `json:"createdAt"`
+	LastUsed     time.Time     `json:"lastUsed"`
+	RequestCount int64         `json:"requestCount"`
+	InFlight     int           `json:"inFlight"`
+	Active       bool          `json:"active"`
+	CookieCount  int           `json:"cookieCount"`
+	Age          time.Duration `json:"age"`
+	IdleTime     time.Duration `json:"idleTime"`
+}
+
+// newSession builds a session; cfg must be valid and is copied.
+func newSession(id string, cfg *protocol.SessionConfig, tb *evict.Timebase, mgr *core) *Session {
+	now := tb.Now()
+	s := &Session{id: id, config: cfg.Clone(), createdAt: now, tb: tb, mgr: mgr}
+	s.entry = shard.NewEntry(id, s, now)
+	return s
+}
+
+// ID returns the session's ID.
+func (s *Session) ID() string { return s.id }
+
+// Config returns a copy of the session's configuration; nil means defaults.
+func (s *Session) Config() *protocol.SessionConfig { return s.config.Clone() }
+
+// Preset returns the name of the session's header preset.
+func (s *Session) Preset() string { return s.config.PresetName() }
+
+// IsActive reports whether the session is open.
+func (s *Session) IsActive() bool { return !s.closed.Load() }
+
+// Touch records a use now, which postpones its idle eviction. It does
+// nothing on a closed session.
+func (s *Session) Touch() {
+	if !s.closed.Load() {
+		s.entry.Touch(s.tb.Now())
+	}
+}
+
+// CreatedAt returns when the session was made (or restored).
+func (s *Session) CreatedAt() time.Time { return s.tb.Time(s.createdAt) }
+
+// LastUsed returns when the session was last used: created, fetched with
+// GetSession, touched, or sent a request. It may lag GetSession calls by the
+// Manager's clock resolution (at most a second).
+func (s *Session) LastUsed() time.Time { return s.tb.Time(s.lastUsed(s.tb.Now())) }
+
+// IdleTime returns how long the session has not been used; 0 while a
+// request is in flight.
+func (s *Session) IdleTime() time.Duration {
+	if s.inFlight.Load() > 0 {
+		return 0
+	}
+	now := s.tb.Now()
+	return time.Duration(now - s.lastUsed(now))
+}
+
+// lastUsed returns the last-use stamp, no later than now: stamps from the
+// coarse clock may run up to one resolution ahead.
+func (s *Session) lastUsed(now int64) int64 { return min(s.entry.LastUsed(), now) }
+
+// Stats returns a snapshot of the session.
+func (s *Session) Stats() SessionStats {
+	now := s.tb.Now()
+	last := s.lastUsed(now)
+	inFlight := int(s.inFlight.Load())
+	idle := time.Duration(now - last)
+	if inFlight > 0 {
+		idle = 0
+	}
+	return SessionStats{
+		ID:           s.id,
+		Preset:       s.Preset(),
+		CreatedAt:    s.tb.Time(s.createdAt),
+		LastUsed:     s.tb.Time(last),
+		RequestCount: s.requests.Load(),
+		InFlight:     inFlight,
+		Active:       !s.closed.Load(),
+		Age:          time.Duration(now - s.createdAt),
+		IdleTime:     idle,
+	}
+}
+
+// Close closes the session and removes it from its Manager, freeing its
+// slot. It is idempotent and always returns nil; the error is there for
+// io.Closer.
+func (s *Session) Close() error {
+	if s.mgr != nil && s.mgr.reg.Remove(s.entry) {
+		s.mgr.left(s, &s.mgr.closed)
+	}
+	s.shutdown()
+	return nil
+}
+
+// shutdown releases what the session holds. It runs once, after the session
+// has left its Manager.
+func (s *Session) shutdown() {
+	s.close1.Do(func() {
+		s.closed.Store(true)
+	})
+}
+
+// busy reports whether a request is in flight; the sweeper keeps busy
+// sessions.
+func (s *Session) busy() bool { return s.inFlight.Load() > 0 }
+
+// beginRequest counts a request as in flight and records a use. Every
+// successful call must be matched by one endRequest.
+func (s *Session) beginRequest() error {
+	s.inFlight.Add(1)
+	if s.mgr != nil {
+		s.mgr.inFlight.Add(1)
+	}
+	// Counted before checking, so that the sweeper, Close and
+	// ShutdownContext, which settle the session before they look at the
+	// count, never miss this request. A touch fails once the session has
+	// left its Manager: the sweeper evicted it first.
+	if !s.entry.Touch(s.tb.Now()) || s.closed.Load() {
+		s.endRequest()
+		return ErrSessionClosed
+	}
+	s.requests.Add(1)
+	return nil
+}
+
+// endRequest ends a request begun by beginRequest and records a use.
+func (s *Session) endRequest() {
+	s.entry.Touch(s.tb.Now())
+	s.inFlight.Add(-1)
+	if s.mgr != nil {
+		s.mgr.requestEnded()
+	}
+}
