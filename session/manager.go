@@ -56,10 +56,9 @@ type core struct {
 	waiters  []*waiter
 	nWaiting atomic.Int64
 
-	state    atomic.Int32  // open, then closing
-	idle     chan struct{} // signalled when inFlight drops to 0 while closing
-	shutOnce sync.Once
-	done     chan struct{} // closed when shutdown has finished
+	state atomic.Int32  // open, then closing
+	idle  chan struct{} // signalled when inFlight drops to 0 while closing
+	done  chan struct{} // closed when shutdown has finished
 }
 
 const (
@@ -109,7 +108,7 @@ func NewManager(opts ...Option) *Manager {
 	m := &Manager{c: c}
 	// The cleanup must not wait on requests: it runs on the runtime's one
 	// cleanup goroutine.
-	runtime.AddCleanup(m, func(c *core) { _ = c.shutdown(nil) }, c)
+	runtime.AddCleanup(m, func(c *core) { _ = c.shutdown(context.Background(), false) }, c)
 	return m
 }
 
@@ -232,14 +231,14 @@ func (m *Manager) Sweep() int { return m.c.sweep() }
 // ErrManagerClosed. It does not wait for requests in flight: closing their
 // sessions cancels them. It is idempotent and safe to call from many
 // goroutines; every call returns once the shutdown is complete.
-func (m *Manager) Shutdown() { _ = m.c.shutdown(nil) }
+func (m *Manager) Shutdown() { _ = m.c.shutdown(context.Background(), false) }
 
 // ShutdownContext is Shutdown that first waits, until ctx ends, for the
 // requests in flight to finish. It returns ctx's error if ctx ended first;
 // the Manager is shut down either way, unless another call is still
 // shutting it down, in which case ShutdownContext returns ctx's error
 // without waiting further.
-func (m *Manager) ShutdownContext(ctx context.Context) error { return m.c.shutdown(ctx) }
+func (m *Manager) ShutdownContext(ctx context.Context) error { return m.c.shutdown(ctx, true) }
 
 // SetMaxSessions changes the cap; 0 (or less) means none. Lowering it below
 // the current count closes nothing: creates fail until the count falls
@@ -437,14 +436,11 @@ func (c *core) requestEnded() {
 	}
 }
 
-// shutdown shuts the Manager down once; a nil ctx means do not wait for
-// requests in flight.
-func (c *core) shutdown(ctx context.Context) error {
+// shutdown shuts the Manager down once, first waiting until ctx ends for
+// requests in flight if drain is set. Later calls wait until ctx ends for
+// the first to finish.
+func (c *core) shutdown(ctx context.Context, drain bool) error {
 	if !c.state.CompareAndSwap(stateOpen, stateClosing) {
-		if ctx == nil {
-			<-c.done
-			return nil
-		}
 		select {
 		case <-c.done:
 			return nil
@@ -464,7 +460,7 @@ func (c *core) shutdown(ctx context.Context) error {
 	c.waitMu.Unlock()
 
 	var err error
-	if ctx != nil {
+	if drain {
 		err = c.drain(ctx)
 	}
 	c.reg.Drain(func(s *Session) {
