@@ -88,5 +88,9 @@ func WithOnEvict(hook func(s *Session, reason EvictReason)) Option {
 	return session.WithOnEvict(hook)
 }
 
+// WithOnSweep sets a function called after every sweep with its duration
+// and the number evicted.
+func WithOnSweep(f func(took time.Duration, evicted int)) Option { return session.WithOnSweep(f) }
+
 // WithLogger sets where the Manager logs what it cannot return.
 func WithLogger(l *slog.Logger) Option { return session.WithLogger(l) }

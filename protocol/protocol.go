@@ -10,7 +10,9 @@ package protocol
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -69,6 +71,9 @@ type SessionConfig struct {
 
 	// InsecureSkipVerify turns off TLS certificate verification.
 	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+	// CACerts holds PEM-encoded certificates trusted as roots in addition
+	// to the system's.
+	CACerts string `json:"caCerts,omitempty"`
 	// DisableKeepAlives closes each connection after one request.
 	DisableKeepAlives bool `json:"disableKeepAlives,omitempty"`
 	// ForceHTTP1, ForceHTTP2 and ForceHTTP3 pin the protocol; at most one
@@ -206,6 +211,11 @@ func (c *SessionConfig) Validate() error {
 	if c.ForceHTTP3 && c.Proxy != "" {
 		return bad("forceHTTP3 with a proxy: HTTP/3 does not go through proxies")
 	}
+	if c.CACerts != "" {
+		if _, err := ParseCACerts(c.CACerts); err != nil {
+			return bad("caCerts: %v", err)
+		}
+	}
 	if c.LocalAddress != "" && net.ParseIP(c.LocalAddress) == nil {
 		return bad("localAddress %q: not an IP address", c.LocalAddress)
 	}
@@ -251,6 +261,32 @@ func Decode(data []byte) (*SessionConfig, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// ParseCACerts parses PEM-encoded certificates. It fails if the text holds
+// no certificate, or a CERTIFICATE block that does not parse.
+func ParseCACerts(pemText string) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := []byte(pemText)
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %v", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no PEM certificate found")
+	}
+	return certs, nil
 }
 
 func checkHostPort(hp string) error {

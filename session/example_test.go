@@ -51,7 +51,7 @@ func ExampleManager_CreateSessionWithID() {
 	m := session.NewManager()
 	defer m.Shutdown()
 	for _, tenant := range []string{"acme", "globex"} {
-		cfg := &protocol.SessionConfig{Preset: "firefox-133", Headers: map[string]string{"X-Tenant": tenant}}
+		cfg := &protocol.SessionConfig{Preset: "firefox-latest", Headers: map[string]string{"X-Tenant": tenant}}
 		if err := m.CreateSessionWithID("tenant:"+tenant, cfg); err != nil {
 			panic(err)
 		}

@@ -41,6 +41,7 @@ type core struct {
 	tb      *evict.Timebase
 	sweeper *evict.Sweeper
 	onEvict func(*Session, EvictReason)
+	onSweep func(time.Duration, int)
 	logger  *slog.Logger
 
 	maxSessions atomic.Int64
@@ -98,6 +99,7 @@ func NewManager(opts ...Option) *Manager {
 		reg:     shard.New[*Session](o.shards),
 		tb:      evict.NewTimebase(o.clock, evict.Resolution(o.interval)),
 		onEvict: o.onEvict,
+		onSweep: o.onSweep,
 		logger:  o.logger,
 		idle:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -373,7 +375,18 @@ func (c *core) reserveWait(ctx context.Context) error {
 // register builds and registers a session in a slot already reserved; on
 // failure it gives the slot back.
 func (c *core) register(id string, config *protocol.SessionConfig) error {
-	s := newSession(id, config, c.tb, c)
+	s, err := newSession(id, config, c.tb, c)
+	if err != nil {
+		c.release()
+		return err
+	}
+	return c.insert(s)
+}
+
+// insert registers s in a slot already reserved; on failure it gives the
+// slot back.
+func (c *core) insert(s *Session) error {
+	id := s.id
 	switch err := c.reg.Insert(s.entry); {
 	case err == nil:
 		c.active.Add(1)
@@ -402,8 +415,13 @@ func (c *core) sweep() int {
 		return 0
 	}
 	c.tb.Refresh()
+	start := time.Now()
 	now := c.tb.Now()
-	return c.reg.Sweep(now, now-timeout, (*Session).busy, c.evictIdle)
+	n := c.reg.Sweep(now, now-timeout, (*Session).busy, c.evictIdle)
+	if c.onSweep != nil {
+		c.onSweep(time.Since(start), n)
+	}
+	return n
 }
 
 func (c *core) evictIdle(s *Session) {

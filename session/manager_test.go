@@ -81,14 +81,14 @@ func TestCreateAndGet(t *testing.T) {
 	if len(id) != 26 {
 		t.Errorf("generated ID %q is not a ULID", id)
 	}
-	if err := m.CreateSessionWithID("worker-1", &protocol.SessionConfig{Preset: "firefox-133"}); err != nil {
+	if err := m.CreateSessionWithID("worker-1", &protocol.SessionConfig{Preset: "firefox-latest"}); err != nil {
 		t.Fatalf("CreateSessionWithID: %v", err)
 	}
 	s, err := m.GetSession("worker-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Preset() != "firefox-133" {
+	if s.Preset() != "firefox-latest" {
 		t.Errorf("Preset = %q", s.Preset())
 	}
 	if got := m.SessionCount(); got != 2 {

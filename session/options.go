@@ -51,6 +51,7 @@ type options struct {
 	shards      int
 	clock       Clock
 	onEvict     func(*Session, EvictReason)
+	onSweep     func(time.Duration, int)
 	logger      *slog.Logger
 }
 
@@ -106,6 +107,13 @@ func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
 // Sessions closed by their holder or by CloseSession do not run it.
 func WithOnEvict(hook func(s *Session, reason EvictReason)) Option {
 	return func(o *options) { o.onEvict = hook }
+}
+
+// WithOnSweep sets a function called after every sweep, background or
+// Sweep, with how long it took and how many sessions it evicted; for
+// metrics. It runs on the sweeping goroutine and must be quick.
+func WithOnSweep(f func(took time.Duration, evicted int)) Option {
+	return func(o *options) { o.onSweep = f }
 }
 
 // WithLogger sets where the Manager logs what it cannot return as an error,

@@ -1,11 +1,14 @@
 package session
 
 import (
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/rosterhq/roster/cookies"
 	"github.com/rosterhq/roster/evict"
+	"github.com/rosterhq/roster/preset"
 	"github.com/rosterhq/roster/protocol"
 	"github.com/rosterhq/roster/shard"
 )
@@ -19,10 +22,17 @@ import (
 type Session struct {
 	id        string
 	config    *protocol.SessionConfig // owned copy; nil means defaults
-	createdAt int64                   // stamp
+	preset    *preset.Preset
+	createdAt int64 // stamp
 	tb        *evict.Timebase
 	mgr       *core // nil for a session outside any Manager
 	entry     *shard.Entry[*Session]
+	jar       *cookies.Jar // nil with WithoutCookieJar
+	tickets   *ticketCache
+	proxy     atomic.Pointer[url.URL]
+
+	hs   atomic.Pointer[httpState] // built on first use
+	hsMu sync.Mutex
 
 	requests atomic.Int64
 	inFlight atomic.Int32
@@ -44,19 +54,45 @@ type SessionStats struct {
 	IdleTime     time.Duration `json:"idleTime"`
 }
 
-// newSession builds a session; cfg must be valid and is copied.
-func newSession(id string, cfg *protocol.SessionConfig, tb *evict.Timebase, mgr *core) *Session {
+// newSession builds a session; cfg must be valid and is copied. It fails
+// only for an unknown preset.
+func newSession(id string, cfg *protocol.SessionConfig, tb *evict.Timebase, mgr *core) (*Session, error) {
+	p, err := lookupPreset(cfg)
+	if err != nil {
+		return nil, err
+	}
 	now := tb.Now()
-	s := &Session{id: id, config: cfg.Clone(), createdAt: now, tb: tb, mgr: mgr}
+	s := &Session{id: id, config: cfg.Clone(), preset: p, createdAt: now, tb: tb, mgr: mgr, tickets: &ticketCache{}}
+	if cfg == nil || !cfg.WithoutCookieJar {
+		s.jar = cookies.New(&cookies.Options{Now: func() time.Time { return tb.Time(tb.Now()) }})
+	}
+	if cfg != nil && cfg.Proxy != "" {
+		u, err := url.Parse(cfg.Proxy) // Validate has checked it
+		if err != nil {
+			return nil, err
+		}
+		s.proxy.Store(u)
+	}
 	s.entry = shard.NewEntry(id, s, now)
-	return s
+	return s, nil
 }
 
 // ID returns the session's ID.
 func (s *Session) ID() string { return s.id }
 
-// Config returns a copy of the session's configuration; nil means defaults.
-func (s *Session) Config() *protocol.SessionConfig { return s.config.Clone() }
+// Config returns a copy of the session's configuration, with the proxy set
+// by SetProxy, if any.
+func (s *Session) Config() *protocol.SessionConfig {
+	c := s.config.Clone()
+	if c == nil {
+		c = &protocol.SessionConfig{}
+	}
+	c.Proxy = ""
+	if u := s.proxy.Load(); u != nil {
+		c.Proxy = u.String()
+	}
+	return c
+}
 
 // Preset returns the name of the session's header preset.
 func (s *Session) Preset() string { return s.config.PresetName() }
@@ -111,14 +147,16 @@ func (s *Session) Stats() SessionStats {
 		RequestCount: s.requests.Load(),
 		InFlight:     inFlight,
 		Active:       !s.closed.Load(),
+		CookieCount:  s.cookieCount(),
 		Age:          time.Duration(now - s.createdAt),
 		IdleTime:     idle,
 	}
 }
 
 // Close closes the session and removes it from its Manager, freeing its
-// slot. It is idempotent and always returns nil; the error is there for
-// io.Closer.
+// slot. It cancels the requests in flight, whose errors then match
+// ErrSessionClosed, and closes every connection, TCP and QUIC. It is
+// idempotent and always returns nil; the error is there for io.Closer.
 func (s *Session) Close() error {
 	if s.mgr != nil && s.mgr.reg.Remove(s.entry) {
 		s.mgr.left(s, &s.mgr.closed)
@@ -132,6 +170,12 @@ func (s *Session) Close() error {
 func (s *Session) shutdown() {
 	s.close1.Do(func() {
 		s.closed.Store(true)
+		s.hsMu.Lock()
+		h := s.hs.Load()
+		s.hsMu.Unlock()
+		if h != nil {
+			h.close()
+		}
 	})
 }
 

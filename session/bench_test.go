@@ -1,0 +1,96 @@
+package session
+
+import (
+	"context"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"testing"
+)
+
+// BenchmarkGetSession looks up uniformly random IDs among 100k sessions from
+// every goroutine.
+func BenchmarkGetSession(b *testing.B) {
+	m := NewManager(WithMaxSessions(0), WithSessionTimeout(0))
+	defer m.Shutdown()
+	const n = 100_000
+	ids := make([]string, n)
+	for i := range ids {
+		var err error
+		if ids[i], err = m.CreateSession(nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 2))
+		for pb.Next() {
+			if _, err := m.GetSession(ids[r.IntN(n)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkIdleSession reports the heap an idle, never-used session costs,
+// registry entry included.
+func BenchmarkIdleSession(b *testing.B) {
+	const n = 10_000
+	var total float64
+	for b.Loop() {
+		m := NewManager(WithMaxSessions(0), WithSessionTimeout(0))
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for range n {
+			if _, err := m.CreateSession(nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		total += float64(after.HeapAlloc-before.HeapAlloc) / n
+		m.Shutdown()
+	}
+	b.ReportMetric(total/float64(b.N), "bytes/session")
+}
+
+// BenchmarkRequest compares a GET through Session.Get with the same GET
+// through a plain http.Client, both on loopback with keep-alive.
+func BenchmarkRequest(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello")
+	}))
+	defer srv.Close()
+	drain := func(resp *http.Response, err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	b.Run("client=plain", func(b *testing.B) {
+		c := &http.Client{Transport: &http.Transport{}}
+		defer c.CloseIdleConnections()
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+			drain(c.Do(req))
+		}
+	})
+	b.Run("client=session", func(b *testing.B) {
+		m := NewManager()
+		defer m.Shutdown()
+		id, _ := m.CreateSession(nil)
+		s, _ := m.GetSession(id)
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			drain(s.Get(ctx, srv.URL))
+		}
+	})
+}

@@ -1,0 +1,73 @@
+package session
+
+import (
+	"fmt"
+	"net/url"
+
+	"github.com/rosterhq/roster/protocol"
+)
+
+// CookieState is one cookie with all its attributes; see protocol.CookieState.
+type CookieState = protocol.CookieState
+
+// Cookies returns every unexpired cookie in the session's jar with all its
+// attributes; nil without a jar.
+func (s *Session) Cookies() []CookieState {
+	if s.jar == nil {
+		return nil
+	}
+	return s.jar.Export()
+}
+
+// SetCookies adds cookies to the session's jar, replacing those with the
+// same domain, path and name. If any is invalid it adds none and says which.
+// It fails without a jar (WithoutCookieJar).
+func (s *Session) SetCookies(cs []CookieState) error {
+	if s.jar == nil {
+		return fmt.Errorf("session %q has no cookie jar", s.id)
+	}
+	return s.jar.Import(cs)
+}
+
+// ClearCookies empties the session's jar.
+func (s *Session) ClearCookies() {
+	if s.jar != nil {
+		s.jar.Clear()
+	}
+}
+
+func (s *Session) cookieCount() int {
+	if s.jar == nil {
+		return 0
+	}
+	return s.jar.Len()
+}
+
+// SetProxy switches the session's proxy: an http://, https:// or socks5://
+// URL, or "" for none. New connections use it; idle connections are closed
+// at once and busy ones when their requests end, so no request after
+// SetProxy returns goes out through the old proxy.
+func (s *Session) SetProxy(proxyURL string) error {
+	cfg := s.Config()
+	cfg.Proxy = proxyURL
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	var u *url.URL
+	if proxyURL != "" {
+		var err error
+		if u, err = url.Parse(proxyURL); err != nil {
+			return err
+		}
+	}
+	s.hsMu.Lock()
+	defer s.hsMu.Unlock()
+	if s.closed.Load() {
+		return ErrSessionClosed
+	}
+	s.proxy.Store(u)
+	if h := s.hs.Load(); h != nil {
+		h.setProxy()
+	}
+	return nil
+}

@@ -1,0 +1,178 @@
+package session
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+
+	"golang.org/x/net/proxy"
+)
+
+// Dial opens a connection to addr ("host:port") the way the session's
+// requests reach their servers: through its proxy (a CONNECT tunnel through
+// an http:// or https:// proxy, or SOCKS5), from its LocalAddress, with
+// ConnectTo applied when there is no proxy. The connection counts as a
+// request in flight until it is closed, so the session is not evicted
+// under it, and closing the session closes it. network must be "tcp",
+// "tcp4" or "tcp6".
+func (s *Session) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, fmt.Errorf("session %q: Dial: network %q is not tcp", s.id, network)
+	}
+	h, err := s.http()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.beginRequest(); err != nil {
+		return nil, err
+	}
+	c, err := h.dialThrough(ctx, network, addr)
+	if err != nil {
+		s.endRequest()
+		return nil, closedErr(h.closed, err)
+	}
+	tc := &trackedConn{Conn: c}
+	tc.stop = context.AfterFunc(h.closed, func() { _ = c.Close() })
+	tc.done = func() {
+		s.endRequest()
+		h.afterRequest()
+	}
+	return tc, nil
+}
+
+// dialThrough dials addr through the session's current proxy, if any.
+func (h *httpState) dialThrough(ctx context.Context, network, addr string) (net.Conn, error) {
+	pu := h.s.proxy.Load()
+	if pu == nil {
+		return h.dial(ctx, network, addr)
+	}
+	switch pu.Scheme {
+	case "socks5", "socks5h":
+		var auth *proxy.Auth
+		if pu.User != nil {
+			pass, _ := pu.User.Password()
+			auth = &proxy.Auth{User: pu.User.Username(), Password: pass}
+		}
+		d, err := proxy.SOCKS5("tcp", canonicalAddr(pu), auth, (*directDialer)(h))
+		if err != nil {
+			return nil, err
+		}
+		return d.(proxy.ContextDialer).DialContext(ctx, network, addr)
+	default:
+		return h.connect(ctx, pu, addr)
+	}
+}
+
+// connect opens a CONNECT tunnel to addr through an HTTP(S) proxy.
+func (h *httpState) connect(ctx context.Context, pu *url.URL, addr string) (net.Conn, error) {
+	c, err := h.dialer.DialContext(ctx, "tcp", canonicalAddr(pu))
+	if err != nil {
+		return nil, err
+	}
+	if pu.Scheme == "https" {
+		cfg := h.tlsConf.Clone()
+		cfg.ServerName = pu.Hostname()
+		tc := tls.Client(c, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		c = tc
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	defer stop()
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: addr}, Host: addr, Header: http.Header{}}
+	if pu.User != nil {
+		pass, _ := pu.User.Password()
+		req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(pu.User.Username()+":"+pass)))
+	}
+	if err := req.Write(c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		c.Close()
+		return nil, fmt.Errorf("proxy %s refused CONNECT %s: %s", pu.Host, addr, resp.Status)
+	}
+	if br.Buffered() > 0 {
+		return &bufferedConn{Conn: c, r: br}, nil
+	}
+	return c, nil
+}
+
+// canonicalAddr returns the proxy's host:port, with the scheme's default
+// port if it has none.
+func canonicalAddr(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := map[string]string{"http": "80", "https": "443", "socks5": "1080", "socks5h": "1080"}[u.Scheme]
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// directDialer is the session's own dialer, as x/net/proxy wants it.
+type directDialer httpState
+
+func (d *directDialer) Dial(network, addr string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, addr)
+}
+
+func (d *directDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return (*httpState)(d).dialer.DialContext(ctx, network, addr)
+}
+
+// bufferedConn is a conn whose first bytes were read into a bufio.Reader.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// trackedConn ends its in-flight count when closed.
+type trackedConn struct {
+	net.Conn
+	stop func() bool
+	done func()
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.stop()
+		c.done()
+	})
+	return err
+}
+
+// CloseWrite half-closes the connection where the underlying one can.
+func (c *bufferedConn) CloseWrite() error { return closeWriteOf(c.Conn) }
+
+// CloseWrite half-closes the connection where the underlying one can.
+func (c *trackedConn) CloseWrite() error { return closeWriteOf(c.Conn) }
+
+func closeWriteOf(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

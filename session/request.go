@@ -1,0 +1,320 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rosterhq/roster/codec"
+	"github.com/rosterhq/roster/protocol"
+)
+
+// Do sends req as this session: with its connections, cookies, proxy,
+// preset and config headers (the request's own headers win), redirects and
+// retries. A relative URL resolves against the config's BaseURL. The
+// session's Timeout bounds the request unless req's context ends sooner.
+//
+// The request counts as in flight, and keeps the session from idle
+// eviction, until the response body is closed or read to EOF: close it.
+// Closing the session cancels the request; the error, from Do or from
+// reading the body, then matches ErrSessionClosed. On a closed session Do
+// fails at once with ErrSessionClosed.
+func (s *Session) Do(req *http.Request) (*http.Response, error) {
+	h, err := s.http()
+	if err != nil {
+		closeRequestBody(req)
+		return nil, err
+	}
+	if !req.URL.IsAbs() && h.baseURL != nil {
+		r := new(http.Request)
+		*r = *req
+		r.URL = h.baseURL.ResolveReference(req.URL)
+		req = r
+	}
+	return h.client.Do(req)
+}
+
+// Get sends a GET request for url; see Do.
+func (s *Session) Get(ctx context.Context, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return s.Do(req)
+}
+
+// Post sends a POST request with the given content type and body; see Do.
+// A body of type *bytes.Buffer, *bytes.Reader or *strings.Reader can be
+// replayed, so such a request may be retried.
+func (s *Session) Post(ctx context.Context, url, contentType string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	return s.Do(req)
+}
+
+// Client returns an *http.Client that is this session, for libraries that
+// take one: its requests count, refresh and close exactly like those of Do.
+// It does not resolve relative URLs (http.Client cannot). On a closed
+// session its requests fail with ErrSessionClosed.
+func (s *Session) Client() *http.Client {
+	h, err := s.http()
+	if err != nil {
+		return &http.Client{Transport: closedTransport{}}
+	}
+	return h.client
+}
+
+type closedTransport struct{}
+
+func (closedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	closeRequestBody(req)
+	return nil, ErrSessionClosed
+}
+
+func closeRequestBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
+
+// roundTripper is the session's http.RoundTripper, under both Do and
+// Client: it counts the request in flight, ties it to the session's life,
+// adds the preset and config headers, retries, picks HTTP/3 or TCP, and
+// decodes the content codings the preset asked for.
+type roundTripper struct{ h *httpState }
+
+func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	h := rt.h
+	s := h.s
+	if err := s.beginRequest(); err != nil {
+		closeRequestBody(req)
+		return nil, err
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	stop := context.AfterFunc(h.closed, func() { cancel(ErrSessionClosed) })
+	done := func() {
+		stop()
+		cancel(nil)
+		s.endRequest()
+		h.afterRequest()
+	}
+
+	out := req.WithContext(ctx)
+	out.Header = h.defaults.Clone()
+	for k, vv := range req.Header {
+		out.Header[http.CanonicalHeaderKey(k)] = vv
+	}
+	decode := req.Header.Get("Accept-Encoding") == "" && out.Header.Get("Accept-Encoding") != "" && req.Method != http.MethodHead
+
+	resp, err := h.send(ctx, out)
+	if err != nil {
+		done()
+		return nil, closedErr(ctx, err)
+	}
+	h.noteAltSvc(out.URL, resp)
+	if decode {
+		decodeBody(resp)
+	}
+	if resp.Body == nil || resp.Body == http.NoBody {
+		done()
+		return resp, nil
+	}
+	resp.Body = &trackedBody{rc: resp.Body, ctx: ctx, done: done}
+	return resp, nil
+}
+
+// closedErr makes an error caused by the session closing match
+// ErrSessionClosed.
+func closedErr(ctx context.Context, err error) error {
+	if err != nil && errors.Is(context.Cause(ctx), ErrSessionClosed) && !errors.Is(err, ErrSessionClosed) {
+		return fmt.Errorf("%w: %w", ErrSessionClosed, err)
+	}
+	return err
+}
+
+// send makes the request, retrying as the config says.
+func (h *httpState) send(ctx context.Context, req *http.Request) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := h.sendOnce(req)
+		wait, retry := h.retry.next(attempt, req, resp, err)
+		if !retry || ctx.Err() != nil {
+			return resp, err
+		}
+		if resp != nil {
+			// Drain a little so the connection can be reused.
+			_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+			_ = resp.Body.Close()
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, context.Cause(ctx)
+		}
+		r := new(http.Request)
+		*r = *req
+		if req.GetBody != nil {
+			if r.Body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
+		}
+		req = r
+	}
+}
+
+// sendOnce makes one attempt over HTTP/3 or TCP. An HTTP/3 attempt that an
+// Alt-Svc advertisement led to falls back to TCP if it fails.
+func (h *httpState) sendOnce(req *http.Request) (*http.Response, error) {
+	if !h.useHTTP3(req.URL) {
+		return h.tcp.Load().RoundTrip(req)
+	}
+	resp, err := h.http3().RoundTrip(req)
+	if err == nil || req.Context().Err() != nil || h.s.config != nil && h.s.config.ForceHTTP3 {
+		return resp, err
+	}
+	h.markHTTP3Broken(req.URL)
+	if req.Body != nil && req.Body != http.NoBody {
+		if req.GetBody == nil {
+			return nil, err
+		}
+		r := new(http.Request)
+		*r = *req
+		if r.Body, err = req.GetBody(); err != nil {
+			return nil, err
+		}
+		req = r
+	}
+	return h.tcp.Load().RoundTrip(req)
+}
+
+// decodeBody replaces a coded body by its decoding, as net/http does for
+// gzip when it asked for it itself. An unknown coding is left as it is.
+func decodeBody(resp *http.Response) {
+	ce := resp.Header.Get("Content-Encoding")
+	if ce == "" || resp.Body == nil || resp.Body == http.NoBody {
+		return
+	}
+	rc, err := codec.NewReader(ce, resp.Body)
+	if err != nil {
+		return
+	}
+	resp.Body = rc
+	resp.Header.Del("Content-Encoding")
+	resp.Header.Del("Content-Length")
+	resp.ContentLength = -1
+	resp.Uncompressed = true
+}
+
+// trackedBody ends the request's in-flight count when the body is closed or
+// read to EOF, and makes errors caused by the session closing match
+// ErrSessionClosed.
+type trackedBody struct {
+	rc   io.ReadCloser
+	ctx  context.Context
+	done func()
+	once sync.Once
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.once.Do(b.done)
+	} else if err != nil {
+		err = closedErr(b.ctx, err)
+	}
+	return n, err
+}
+
+func (b *trackedBody) Close() error {
+	err := b.rc.Close()
+	b.once.Do(b.done)
+	return err
+}
+
+// retryPolicy decides whether and when to retry.
+type retryPolicy struct {
+	enabled  bool
+	max      int
+	min, cap time.Duration
+	status   map[int]bool
+}
+
+func newRetryPolicy(cfg *protocol.SessionConfig) retryPolicy {
+	p := retryPolicy{enabled: cfg.RetryEnabled, max: cfg.MaxRetries, min: ms(cfg.RetryWaitMin), cap: ms(cfg.RetryWaitMax)}
+	if p.max == 0 {
+		p.max = 3
+	}
+	if p.min == 0 {
+		p.min = 100 * time.Millisecond
+	}
+	if p.cap == 0 {
+		p.cap = 5 * time.Second
+	}
+	p.cap = max(p.cap, p.min)
+	codes := cfg.RetryOnStatus
+	if len(codes) == 0 {
+		codes = []int{429, 500, 502, 503, 504}
+	}
+	p.status = make(map[int]bool, len(codes))
+	for _, c := range codes {
+		p.status[c] = true
+	}
+	return p
+}
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+// next reports whether the attempt-th try (from 0) should be retried, and
+// after how long: jittered exponential backoff between min and cap, or the
+// response's Retry-After if it asks for longer. Only requests whose body
+// can be replayed are retried.
+func (p *retryPolicy) next(attempt int, req *http.Request, resp *http.Response, err error) (time.Duration, bool) {
+	if !p.enabled || attempt >= p.max {
+		return 0, false
+	}
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return 0, false
+	}
+	switch {
+	case err != nil:
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return 0, false
+		}
+	case p.status[resp.StatusCode]:
+	default:
+		return 0, false
+	}
+	// Full jitter: uniform in [min, min * 2^attempt], capped.
+	hi := min(p.min<<min(attempt, 30), p.cap)
+	wait := p.min + rand.N(hi-p.min+1)
+	if resp != nil {
+		if ra, ok := retryAfter(resp.Header.Get("Retry-After")); ok && ra > wait {
+			wait = ra
+		}
+	}
+	return wait, true
+}
+
+// retryAfter parses a Retry-After value: seconds or an HTTP date.
+func retryAfter(v string) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0), true
+	}
+	return 0, false
+}

@@ -1,0 +1,437 @@
+package session
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"github.com/rosterhq/roster/preset"
+	"github.com/rosterhq/roster/protocol"
+)
+
+// httpState is what a session needs to make requests. It is built on the
+// first request (or Client call), so that a session never used stays small.
+type httpState struct {
+	s        *Session
+	client   *http.Client
+	defaults http.Header // config headers over preset headers, canonical
+	baseURL  *url.URL
+	retry    retryPolicy
+	tlsConf  *tls.Config
+	dialer   *net.Dialer
+
+	// closed is cancelled, with cause ErrSessionClosed, when the session
+	// closes; every request's context is tied to it.
+	closed context.Context
+	cancel context.CancelCauseFunc
+
+	tcp     atomic.Pointer[http.Transport]
+	mu      sync.Mutex        // guards what follows
+	retired []*http.Transport // replaced by SetProxy; closed when idle
+	h3      *http3.Transport
+	udp     *quic.Transport
+	altSvc  map[string]string // https origin -> its h3 alternative; "": HTTP/3 failed there
+}
+
+// http returns the session's request machinery, building it on first use.
+// It fails with ErrSessionClosed once the session is closed.
+func (s *Session) http() (*httpState, error) {
+	if h := s.hs.Load(); h != nil {
+		return h, nil
+	}
+	s.hsMu.Lock()
+	defer s.hsMu.Unlock()
+	if s.closed.Load() {
+		return nil, ErrSessionClosed
+	}
+	if h := s.hs.Load(); h != nil {
+		return h, nil
+	}
+	h, err := newHTTPState(s)
+	if err != nil {
+		return nil, err
+	}
+	s.hs.Store(h)
+	return h, nil
+}
+
+func newHTTPState(s *Session) (*httpState, error) {
+	cfg := s.config
+	if cfg == nil {
+		cfg = &protocol.SessionConfig{}
+	}
+	h := &httpState{s: s, defaults: http.Header{}, retry: newRetryPolicy(cfg)}
+	h.closed, h.cancel = context.WithCancelCause(context.Background())
+	for k, v := range cfg.Headers {
+		h.defaults.Set(k, v)
+	}
+	s.preset.Apply(h.defaults)
+	if cfg.BaseURL != "" {
+		u, err := url.Parse(cfg.BaseURL)
+		if err != nil { // Validate has checked it
+			return nil, err
+		}
+		h.baseURL = u
+	}
+
+	h.tlsConf = &tls.Config{
+		InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // the caller asked for it
+		ClientSessionCache: s.tickets,
+	}
+	if cfg.CACerts != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		certs, err := protocol.ParseCACerts(cfg.CACerts)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range certs {
+			pool.AddCert(c)
+		}
+		h.tlsConf.RootCAs = pool
+	}
+	h.dialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	if cfg.LocalAddress != "" {
+		h.dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(cfg.LocalAddress)}
+	}
+	h.tcp.Store(h.newTCPTransport())
+
+	h.client = &http.Client{
+		Transport:     &roundTripper{h: h},
+		Timeout:       time.Duration(cfg.Timeout) * time.Millisecond,
+		CheckRedirect: redirectPolicy(cfg),
+	}
+	if s.jar != nil {
+		h.client.Jar = s.jar
+	}
+	return h, nil
+}
+
+// newTCPTransport builds the session's own HTTP/1.1 and HTTP/2 transport:
+// its connections are never shared with another session.
+func (h *httpState) newTCPTransport() *http.Transport {
+	cfg := h.s.config
+	if cfg == nil {
+		cfg = &protocol.SessionConfig{}
+	}
+	t := &http.Transport{
+		Proxy:                 h.proxy,
+		DialContext:           h.dial,
+		TLSClientConfig:       h.tlsConf,
+		TLSHandshakeTimeout:   10 * time.Second,
+		DisableKeepAlives:     cfg.DisableKeepAlives,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		Protocols:             new(http.Protocols),
+	}
+	switch {
+	case cfg.ForceHTTP1:
+		t.Protocols.SetHTTP1(true)
+	case cfg.ForceHTTP2:
+		t.Protocols.SetHTTP2(true)
+		t.Protocols.SetUnencryptedHTTP2(true) // prior knowledge on http://
+	default:
+		t.Protocols.SetHTTP1(true)
+		t.Protocols.SetHTTP2(true)
+	}
+	return t
+}
+
+// proxy is the Transport's Proxy function: the session's current proxy.
+// The environment's proxy settings are ignored: a session is an explicit
+// identity.
+func (h *httpState) proxy(*http.Request) (*url.URL, error) { return h.s.proxy.Load(), nil }
+
+// dial dials addr, or where ConnectTo sends it, from LocalAddress, trying
+// IPv4 first if PreferIPv4 is set.
+func (h *httpState) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	addr, network = h.route(network, addr)
+	if network == "tcp4" {
+		c, err := h.dialer.DialContext(ctx, network, addr)
+		if err == nil || ctx.Err() != nil {
+			return c, err
+		}
+		network = "tcp"
+	}
+	return h.dialer.DialContext(ctx, network, addr)
+}
+
+// route applies ConnectTo and PreferIPv4 to a dial.
+func (h *httpState) route(network, addr string) (string, string) {
+	cfg := h.s.config
+	if cfg == nil {
+		return addr, network
+	}
+	if to, ok := cfg.ConnectTo[addr]; ok {
+		addr = to
+	}
+	if cfg.PreferIPv4 && network == "tcp" {
+		network = "tcp4"
+	}
+	return addr, network
+}
+
+// http3 returns the session's HTTP/3 transport, building it on first use.
+func (h *httpState) http3() *http3.Transport {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.h3 == nil {
+		h.h3 = &http3.Transport{TLSClientConfig: h.tlsConf.Clone(), Dial: h.dialQUIC}
+		// QUIC tickets carry transport parameters: keep them apart from
+		// the TCP ones that Marshal saves.
+		h.h3.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(16)
+	}
+	return h.h3
+}
+
+// dialQUIC dials a QUIC connection over the session's own UDP socket,
+// bound to LocalAddress if set.
+func (h *httpState) dialQUIC(ctx context.Context, addr string, tlsConf *tls.Config, qc *quic.Config) (*quic.Conn, error) {
+	network := "udp"
+	h.mu.Lock()
+	if alt := h.altSvc[addr]; alt != "" {
+		addr = alt
+	}
+	h.mu.Unlock()
+	addr, tcpNet := h.route("tcp", addr)
+	if tcpNet == "tcp4" {
+		network = "udp4"
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", hostOf(addr))
+	if err != nil {
+		return nil, err
+	}
+	if len(ips) == 0 {
+		return nil, fmt.Errorf("no address for %s", addr)
+	}
+	ip := ips[0]
+	if network == "udp4" {
+		for _, a := range ips {
+			if a.Unmap().Is4() {
+				ip = a
+				break
+			}
+		}
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	raddr, err := net.ResolveUDPAddr("udp", net.JoinHostPort(ip.Unmap().String(), port))
+	if err != nil {
+		return nil, err
+	}
+	tr, err := h.quicTransport()
+	if err != nil {
+		return nil, err
+	}
+	return tr.DialEarly(ctx, raddr, tlsConf, qc)
+}
+
+func (h *httpState) quicTransport() (*quic.Transport, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.udp != nil {
+		return h.udp, nil
+	}
+	var laddr *net.UDPAddr
+	if cfg := h.s.config; cfg != nil && cfg.LocalAddress != "" {
+		laddr = &net.UDPAddr{IP: net.ParseIP(cfg.LocalAddress)}
+	}
+	conn, err := net.ListenUDP("udp", laddr)
+	if err != nil {
+		return nil, fmt.Errorf("quic: %w", err)
+	}
+	h.udp = &quic.Transport{Conn: conn}
+	return h.udp, nil
+}
+
+func hostOf(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}
+
+// useHTTP3 reports whether a request to u goes over HTTP/3: always with
+// ForceHTTP3, and for an https origin that advertised h3 in Alt-Svc and has
+// not failed, unless DisableHTTP3, a forced protocol or a proxy rules it out.
+func (h *httpState) useHTTP3(u *url.URL) bool {
+	cfg := h.s.config
+	if cfg != nil && cfg.ForceHTTP3 {
+		return true
+	}
+	if u.Scheme != "https" || cfg != nil && (cfg.DisableHTTP3 || cfg.ForceHTTP1 || cfg.ForceHTTP2) || h.s.proxy.Load() != nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.altSvc[authority(u)] != ""
+}
+
+// authority returns u's host:port, with the scheme's default port.
+func authority(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "http" {
+		return net.JoinHostPort(u.Hostname(), "80")
+	}
+	return net.JoinHostPort(u.Hostname(), "443")
+}
+
+// noteAltSvc records an origin's HTTP/3 advertisement from a response.
+func (h *httpState) noteAltSvc(u *url.URL, resp *http.Response) {
+	if u.Scheme != "https" || resp.ProtoMajor == 3 {
+		return
+	}
+	v := resp.Header.Get("Alt-Svc")
+	if v == "" {
+		return
+	}
+	origin := authority(u)
+	alt, ok := parseAltSvcH3(v, u.Hostname())
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.altSvc == nil {
+		h.altSvc = map[string]string{}
+	}
+	if prev, seen := h.altSvc[origin]; seen && prev == "" {
+		return // HTTP/3 failed here before: stay on TCP
+	}
+	switch {
+	case ok:
+		h.altSvc[origin] = alt
+	case strings.TrimSpace(v) == "clear":
+		delete(h.altSvc, origin)
+	}
+}
+
+// parseAltSvcH3 returns the authority of the first h3 alternative in an
+// Alt-Svc header value (RFC 7838), with host filled in when the
+// alternative gives only a port.
+func parseAltSvcH3(v, host string) (string, bool) {
+	for _, alt := range strings.Split(v, ",") {
+		entry, _, _ := strings.Cut(alt, ";")
+		proto, val, ok := strings.Cut(strings.TrimSpace(entry), "=")
+		if !ok || strings.TrimSpace(proto) != "h3" {
+			continue
+		}
+		val = strings.Trim(strings.TrimSpace(val), `"`)
+		ah, port, err := net.SplitHostPort(val)
+		if err != nil || port == "" {
+			continue
+		}
+		if ah == "" {
+			ah = host
+		}
+		return net.JoinHostPort(ah, port), true
+	}
+	return "", false
+}
+
+// markHTTP3Broken keeps an origin on TCP after HTTP/3 failed.
+func (h *httpState) markHTTP3Broken(u *url.URL) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.altSvc != nil {
+		h.altSvc[authority(u)] = ""
+	}
+}
+
+// setProxy switches the proxy: a new transport, so that no connection made
+// through the old proxy is reused; the old one's idle connections close now
+// and its busy ones once their requests end.
+func (h *httpState) setProxy() {
+	old := h.tcp.Swap(h.newTCPTransport())
+	old.CloseIdleConnections()
+	h.mu.Lock()
+	h.retired = append(h.retired, old)
+	h.mu.Unlock()
+}
+
+// afterRequest closes connections that no longer serve the session: those
+// of retired transports, and all of them once the session is closed.
+func (h *httpState) afterRequest() {
+	if h.s.closed.Load() {
+		h.closeConnections()
+		return
+	}
+	h.mu.Lock()
+	retired := h.retired
+	if h.s.inFlight.Load() == 0 {
+		h.retired = nil
+	}
+	h.mu.Unlock()
+	for _, t := range retired {
+		t.CloseIdleConnections()
+	}
+}
+
+// close cancels every request in flight and closes every connection.
+func (h *httpState) close() {
+	h.cancel(ErrSessionClosed)
+	h.closeConnections()
+}
+
+func (h *httpState) closeConnections() {
+	h.tcp.Load().CloseIdleConnections()
+	h.mu.Lock()
+	retired, h3, udp := h.retired, h.h3, h.udp
+	h.retired = nil
+	if h.s.inFlight.Load() == 0 {
+		h.h3, h.udp = nil, nil
+	}
+	h.mu.Unlock()
+	for _, t := range retired {
+		t.CloseIdleConnections()
+	}
+	if h.s.inFlight.Load() == 0 {
+		if h3 != nil {
+			_ = h3.Close()
+		}
+		if udp != nil {
+			_ = udp.Close()
+			_ = udp.Conn.Close()
+		}
+	}
+}
+
+// redirectPolicy follows up to MaxRedirects (10 by default) redirects,
+// none if FollowRedirects is false.
+func redirectPolicy(cfg *protocol.SessionConfig) func(*http.Request, []*http.Request) error {
+	if cfg.FollowRedirects != nil && !*cfg.FollowRedirects {
+		return func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	}
+	max := cfg.MaxRedirects
+	if max == 0 {
+		max = 10
+	}
+	return func(_ *http.Request, via []*http.Request) error {
+		if len(via) > max {
+			return fmt.Errorf("stopped after %d redirects", max)
+		}
+		return nil
+	}
+}
+
+// lookupPreset resolves the config's preset; unknown names are an error that
+// lists the known ones.
+func lookupPreset(cfg *protocol.SessionConfig) (*preset.Preset, error) {
+	p, err := preset.Lookup(cfg.PresetName())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return p, nil
+}
