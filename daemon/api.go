@@ -1,0 +1,155 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rosterhq/roster/protocol"
+	"github.com/rosterhq/roster/session"
+)
+
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "sessions": s.m.SessionCount()})
+	})
+	mux.Handle("GET /metrics", s.authed(promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}).ServeHTTP))
+	mux.HandleFunc("POST /v1/sessions", s.authed(s.createSession))
+	mux.HandleFunc("GET /v1/sessions", s.authed(s.listSessions))
+	mux.HandleFunc("POST /v1/sessions/restore", s.authed(s.restoreSession))
+	mux.HandleFunc("GET /v1/sessions/{id}", s.authed(s.getSession))
+	mux.HandleFunc("DELETE /v1/sessions/{id}", s.authed(s.deleteSession))
+	mux.HandleFunc("GET /v1/sessions/{id}/state", s.authed(s.sessionState))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// authed requires "Authorization: Bearer TOKEN".
+func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || !s.tokenOK(strings.TrimSpace(token)) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rosterd"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong token: send Authorization: Bearer TOKEN")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	cfg, err := protocol.Decode(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	id, err := s.m.CreateSession(cfg)
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
+}
+
+func (s *Server) listSessions(w http.ResponseWriter, _ *http.Request) {
+	list := s.m.ListSessions()
+	if list == nil {
+		list = []session.SessionStats{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": list, "stats": s.m.Stats()})
+}
+
+func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
+	sess, err := s.m.GetSession(r.PathValue("id"))
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, sess.Stats())
+}
+
+func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) {
+	if err := s.m.CloseSession(r.PathValue("id")); err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) sessionState(w http.ResponseWriter, r *http.Request) {
+	sess, err := s.m.GetSession(r.PathValue("id"))
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, sess.State())
+}
+
+func (s *Server) restoreSession(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	id, err := s.m.RestoreSession(body)
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
+}
+
+// statusOf maps roster's errors to HTTP statuses.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, session.ErrMaxSessions):
+		return http.StatusTooManyRequests
+	case errors.Is(err, session.ErrSessionNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, session.ErrSessionExists):
+		return http.StatusConflict
+	case errors.Is(err, session.ErrInvalidID), errors.Is(err, session.ErrInvalidConfig), errors.Is(err, protocol.ErrInvalidState):
+		return http.StatusBadRequest
+	case errors.Is(err, session.ErrManagerClosed):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// readBody reads an API request body of at most MaxBodyBytes, answering 413
+// for a larger one.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", MaxBodyBytes))
+		} else {
+			writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

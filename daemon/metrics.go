@@ -1,0 +1,66 @@
+package daemon
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rosterhq/roster/session"
+)
+
+// metrics are the daemon's Prometheus collectors. Manager counters are read
+// from Manager.Stats at scrape time, so they cost nothing on the hot path.
+type metrics struct {
+	requests *prometheus.CounterVec
+	sweep    prometheus.Histogram
+}
+
+func newSweepHistogram() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "roster_sweep_duration_seconds",
+		Help:    "Duration of idle-eviction sweeps.",
+		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
+	})
+}
+
+func newMetrics(m *session.Manager, sweep prometheus.Histogram, reg prometheus.Registerer) *metrics {
+	mt := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roster_proxy_requests_total",
+			Help: "Requests through the proxy, by response status class (1xx..5xx).",
+		}, []string{"class"}),
+		sweep: sweep,
+	}
+	for _, c := range []string{"1xx", "2xx", "3xx", "4xx", "5xx"} {
+		mt.requests.WithLabelValues(c)
+	}
+	stat := func(name, help string, kind prometheus.ValueType, f func(session.ManagerStats) int64) prometheus.Collector {
+		desc := prometheus.NewDesc(name, help, nil, nil)
+		return collectorFunc{desc: desc, collect: func(ch chan<- prometheus.Metric) {
+			ch <- prometheus.MustNewConstMetric(desc, kind, float64(f(m.Stats())))
+		}}
+	}
+	reg.MustRegister(
+		mt.requests, mt.sweep,
+		stat("roster_sessions_active", "Sessions registered now.", prometheus.GaugeValue, func(s session.ManagerStats) int64 { return s.Active }),
+		stat("roster_sessions_created_total", "Sessions created.", prometheus.CounterValue, func(s session.ManagerStats) int64 { return s.Created }),
+		stat("roster_sessions_closed_total", "Sessions closed by a caller or at shutdown.", prometheus.CounterValue, func(s session.ManagerStats) int64 { return s.Closed }),
+		stat("roster_sessions_evicted_total", "Sessions evicted for idleness.", prometheus.CounterValue, func(s session.ManagerStats) int64 { return s.Evicted }),
+		stat("roster_sessions_rejected_total", "Creates refused at the cap.", prometheus.CounterValue, func(s session.ManagerStats) int64 { return s.Rejected }),
+		stat("roster_requests_in_flight", "Requests in flight through all sessions.", prometheus.GaugeValue, func(s session.ManagerStats) int64 { return s.InFlight }),
+	)
+	return mt
+}
+
+func (mt *metrics) request(status int) {
+	if status < 100 || status > 599 {
+		return
+	}
+	mt.requests.WithLabelValues([]string{"1xx", "2xx", "3xx", "4xx", "5xx"}[status/100-1]).Inc()
+}
+
+// collectorFunc is a Collector of one metric computed at scrape time.
+type collectorFunc struct {
+	desc    *prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric)  { c.collect(ch) }
