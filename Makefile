@@ -1,19 +1,35 @@
-# roster's tasks. `make test` is what CI runs.
+# roster's tasks. `make test` is what CI runs; `make run` is the main job.
 
 GO       ?= go
 FUZZTIME ?= 30s
 COUNT    ?= 6
+LISTEN   ?= 127.0.0.1:8899
 
 # Every fuzz target, as package:Target.
-FUZZ_TARGETS = ./idgen:FuzzValidate ./protocol:FuzzDecode
+FUZZ_TARGETS = \
+	./idgen:FuzzValidate \
+	./protocol:FuzzDecode \
+	./protocol:FuzzCookieStateJSON \
+	./cookies:FuzzSetCookieHeader \
+	./codec:FuzzNewReader \
+	./session:FuzzUnmarshalSession
 
-.PHONY: all test vet lint bench fuzz cover run
+.PHONY: all run example test vet lint bench fuzz cover stress load
 
 all: test
 
-## test: vet, staticcheck, then every test with the race detector (goleak runs in each package).
+## run: rosterd, the Manager as a local proxy and API on $(LISTEN).
+run:
+	$(GO) run ./cmd/rosterd -listen $(LISTEN)
+
+## example: the worker-pool example against an embedded go-httpbin.
+example:
+	$(GO) run ./examples/workerpool
+
+## test: gofmt, vet, staticcheck, then every test with the race detector (goleak runs in each package).
 test: vet lint
 	$(GO) test -race -count=1 ./...
+	cd bench && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
@@ -39,6 +55,10 @@ cover:
 	$(GO) test -count=1 -coverprofile=cover.out ./...
 	$(GO) tool cover -func=cover.out | tail -1
 
-## run: the worker-pool example.
-run:
-	$(GO) run ./examples/workerpool
+## stress: the long linearizability and model runs.
+stress:
+	ROSTER_STRESS=1 $(GO) test -race -count=1 -run 'Linearizable|Model|Fault' -timeout 30m ./session
+
+## load: requests/s and p99 through rosterd against a direct client, in one run.
+load:
+	ROSTER_LOAD=1 $(GO) test -count=1 -run TestLoad -v ./daemon

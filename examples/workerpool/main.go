@@ -2,16 +2,25 @@
 // Manager with a cap of 50 and a 15-minute idle timeout, ten sessions built
 // up front, each handed by ID to its own worker goroutine, and a Shutdown
 // that runs once however the program ends.
+//
+// Each worker is its own identity: it logs in to an embedded go-httpbin
+// server on 127.0.0.1 (a cookie), then checks what the server sees of it.
+// No internet is needed.
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
 	"time"
 
+	"github.com/mccutchen/go-httpbin/v2/httpbin"
 	"github.com/rosterhq/roster"
 )
 
@@ -23,6 +32,16 @@ func main() {
 }
 
 func run(out io.Writer) error {
+	// The embedded server the workers talk to.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: httpbin.New(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+
 	m := roster.NewManager()
 	m.SetMaxSessions(50)
 	m.SetSessionTimeout(15 * time.Minute)
@@ -45,9 +64,10 @@ func run(out io.Writer) error {
 		}
 	}()
 
+	presets := []string{"chrome-latest", "firefox-latest", "safari-latest-ios"}
 	ids := make([]string, 10)
 	for i := range ids {
-		id, err := m.CreateSession(nil)
+		id, err := m.CreateSession(&roster.SessionConfig{Preset: presets[i%len(presets)], BaseURL: base})
 		if err != nil {
 			return err
 		}
@@ -70,18 +90,42 @@ func run(out io.Writer) error {
 }
 
 // work is one worker: it fetches its session by ID, as a worker holding only
-// the ID would, and uses it.
+// the ID would, and uses it: a login that sets a cookie, then a look at what
+// the server sees.
 func work(m *roster.Manager, w int, id string) string {
 	s, err := m.GetSession(id)
 	if err != nil {
 		return fmt.Sprintf("worker %d: %v", w, err)
 	}
-	for range 100 {
-		if _, err := m.GetSession(id); err != nil {
-			return fmt.Sprintf("worker %d: %v", w, err)
-		}
+	// The login answers with a redirect to /cookies, which the session
+	// follows with the new cookie.
+	var seen struct {
+		Cookies map[string]string `json:"cookies"`
 	}
-	s.Touch()
+	if err := getJSON(s, fmt.Sprintf("/cookies/set?worker=%d", w), &seen); err != nil {
+		return fmt.Sprintf("worker %d: login: %v", w, err)
+	}
+	var ua struct {
+		UserAgent string `json:"user-agent"`
+	}
+	if err := getJSON(s, "/user-agent", &ua); err != nil {
+		return fmt.Sprintf("worker %d: %v", w, err)
+	}
 	st := s.Stats()
-	return fmt.Sprintf("worker %d: session %s (%s), 101 lookups, idle %v", w, st.ID, st.Preset, st.IdleTime.Round(time.Millisecond))
+	return fmt.Sprintf("worker %d: session %s, %d requests, server sees cookie worker=%s, user agent %.40s...",
+		w, st.ID, st.RequestCount, seen.Cookies["worker"], ua.UserAgent)
+}
+
+// getJSON fetches path (relative to the session's BaseURL) and decodes the
+// JSON answer into v.
+func getJSON(s *roster.Session, path string, v any) error {
+	resp, err := s.Get(context.Background(), path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: status %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -19,9 +20,9 @@ func TestRun(t *testing.T) {
 	if len(lines) != 11 {
 		t.Fatalf("%d lines, want 10 workers and a summary:\n%s", len(lines), out.String())
 	}
-	for _, l := range lines[:10] {
-		if !strings.Contains(l, "101 lookups") {
-			t.Errorf("worker failed: %s", l)
+	for w, l := range lines[:10] {
+		if !strings.Contains(l, fmt.Sprintf("server sees cookie worker=%d,", w)) || !strings.Contains(l, "3 requests") {
+			t.Errorf("worker %d: %s", w, l)
 		}
 	}
 	if want := "manager: 10 active, 10 created, cap 50, idle timeout 15m0s"; lines[10] != want {
