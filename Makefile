@@ -14,7 +14,9 @@ FUZZ_TARGETS = \
 	./codec:FuzzNewReader \
 	./session:FuzzUnmarshalSession
 
-.PHONY: all run example test vet lint bench fuzz cover stress load
+SOAK     ?= 60s
+
+.PHONY: all run example test vet lint bench fuzz cover stress load soak
 
 all: test
 
@@ -62,3 +64,7 @@ stress:
 ## load: requests/s and p99 through rosterd against a direct client, in one run.
 load:
 	ROSTER_LOAD=1 $(GO) test -count=1 -run TestLoad -v ./daemon
+
+## soak: a bounded mixed load (SOAK=60s) that checks counters, goroutines and heap at the end.
+soak:
+	$(GO) run ./cmd/roster-soak -duration $(SOAK)

@@ -8,6 +8,9 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"testing"
+
+	"github.com/rosterhq/roster/preset"
+	"github.com/rosterhq/roster/protocol"
 )
 
 // BenchmarkGetSession looks up uniformly random IDs among 100k sessions from
@@ -79,6 +82,23 @@ func BenchmarkRequest(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+			drain(c.Do(req))
+		}
+	})
+	// The same request with the preset's headers set by hand: what a
+	// program would send to look like the same browser without roster.
+	b.Run("client=plain+headers", func(b *testing.B) {
+		p, err := preset.Lookup(protocol.DefaultPreset)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := &http.Client{Transport: &http.Transport{}}
+		defer c.CloseIdleConnections()
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+			p.Apply(req.Header)
 			drain(c.Do(req))
 		}
 	})
