@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"sync"
 	"time"
 
+	"github.com/mccutchen/go-httpbin/v2/httpbin"
 	"github.com/rosterhq/roster/protocol"
 	"github.com/rosterhq/roster/session"
 )
@@ -151,4 +153,37 @@ func ExampleManager_workerPool() {
 	// worker 0 has a chrome-latest session
 	// worker 9 has a chrome-latest session
 	// sessions after shutdown: 0
+}
+
+// A session in use: a request that sets a cookie, the cookie read back,
+// and the session saved and restored under the same ID with its cookies.
+func ExampleSession() {
+	srv := httptest.NewServer(httpbin.New()) // a local go-httpbin
+	defer srv.Close()
+
+	m := session.NewManager()
+	defer m.Shutdown()
+	id, _ := m.CreateSession(&protocol.SessionConfig{BaseURL: srv.URL})
+	s, _ := m.GetSession(id)
+
+	resp, err := s.Get(context.Background(), "/cookies/set?theme=dark")
+	if err != nil {
+		panic(err)
+	}
+	_ = resp.Body.Close() // the request is in flight until its body is closed
+	for _, c := range s.Cookies() {
+		fmt.Printf("%s=%s for %s\n", c.Name, c.Value, c.Domain)
+	}
+
+	data, _ := s.Marshal()
+	_ = s.Close() // gone from the Manager...
+	restored, err := m.RestoreSession(data)
+	if err != nil {
+		panic(err)
+	}
+	r, _ := m.GetSession(restored) // ...and back, with its cookies
+	fmt.Println(restored == id, len(r.Cookies()))
+	// Output:
+	// theme=dark for 127.0.0.1
+	// true 1
 }
