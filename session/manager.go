@@ -122,14 +122,20 @@ func (m *Manager) CreateSession(config *protocol.SessionConfig) (string, error) 
 	if err := config.Validate(); err != nil {
 		return "", err
 	}
-	if err := m.c.reserve(); err != nil {
-		return "", err
-	}
+	return m.c.createNew(config, func() error { return m.c.reserve() })
+}
+
+// createNew reserves a slot with reserve and registers a session under a
+// new ID in it.
+func (c *core) createNew(config *protocol.SessionConfig, reserve func() error) (string, error) {
 	for {
+		if err := reserve(); err != nil {
+			return "", err
+		}
 		id := idgen.New()
-		err := m.c.register(id, config)
-		// 80 random bits: a collision is all but impossible, but costs
-		// nothing to handle.
+		err := c.register(id, config)
+		// 80 random bits make a collision all but impossible; if one
+		// happens, register has given the slot back: start again.
 		if !errors.Is(err, ErrSessionExists) {
 			if err != nil {
 				return "", err
@@ -162,18 +168,7 @@ func (m *Manager) CreateSessionWait(ctx context.Context, config *protocol.Sessio
 	if err := config.Validate(); err != nil {
 		return "", err
 	}
-	if err := m.c.reserveWait(ctx); err != nil {
-		return "", err
-	}
-	for {
-		id := idgen.New()
-		if err := m.c.register(id, config); !errors.Is(err, ErrSessionExists) {
-			if err != nil {
-				return "", err
-			}
-			return id, nil
-		}
-	}
+	return m.c.createNew(config, func() error { return m.c.reserveWait(ctx) })
 }
 
 // GetSession returns the open session registered under sessionID and
@@ -196,8 +191,8 @@ func (m *Manager) CloseSession(sessionID string) error {
 	if !ok {
 		return errNotFound(sessionID)
 	}
-	c.left(s, &c.closed)
 	s.shutdown()
+	c.left(&c.closed)
 	return nil
 }
 
@@ -403,7 +398,7 @@ func (c *core) insert(s *Session) error {
 
 // left accounts for a session that has just left the registry, counting it
 // in counter.
-func (c *core) left(s *Session, counter *atomic.Int64) {
+func (c *core) left(counter *atomic.Int64) {
 	c.active.Add(-1)
 	counter.Add(1)
 	c.release()
@@ -427,7 +422,7 @@ func (c *core) sweep() int {
 func (c *core) evictIdle(s *Session) {
 	c.runHook(s, EvictIdle)
 	s.shutdown()
-	c.left(s, &c.evicted)
+	c.left(&c.evicted)
 }
 
 // runHook calls the eviction hook, recovering and logging a panic.
@@ -484,7 +479,7 @@ func (c *core) shutdown(ctx context.Context, drain bool) error {
 	c.reg.Drain(func(s *Session) {
 		c.runHook(s, EvictShutdown)
 		s.shutdown()
-		c.left(s, &c.closed)
+		c.left(&c.closed)
 	})
 	return err
 }

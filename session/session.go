@@ -158,10 +158,11 @@ func (s *Session) Stats() SessionStats {
 // ErrSessionClosed, and closes every connection, TCP and QUIC. It is
 // idempotent and always returns nil; the error is there for io.Closer.
 func (s *Session) Close() error {
-	if s.mgr != nil && s.mgr.reg.Remove(s.entry) {
-		s.mgr.left(s, &s.mgr.closed)
-	}
+	removed := s.mgr != nil && s.mgr.reg.Remove(s.entry)
 	s.shutdown()
+	if removed {
+		s.mgr.left(&s.mgr.closed)
+	}
 	return nil
 }
 

@@ -1,0 +1,740 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// This file checks that the registry is linearizable: histories of
+// CreateSessionWithID, GetSession, CloseSession, SessionCount and Sweep,
+// recorded from many goroutines at once, are checked with porcupine against a
+// sequential model of the registry.
+//
+// # What the model is
+//
+// The registry's state, as far as these methods can observe it, is:
+//
+//   - the set of IDs registered, each with the stamp of its last use;
+//   - the slot counter, which the cap is checked against (a create takes a
+//     slot before it inserts and gives it back if the insert fails; a removal
+//     gives it back after it has left the table);
+//   - the active counter that SessionCount reads (raised after an insert,
+//     lowered after a removal).
+//
+// These are three separate atomic words in the implementation, and a method
+// changes them one after the other, not all at once, so a method is not one
+// atomic step. By design: SessionCount may briefly lag a create that a Get
+// already sees, and a create may be refused at the cap while another create,
+// about to fail with ErrSessionExists, holds a slot for a moment. A model
+// with one atomic step per method would flag both. So each call is recorded
+// as the sequence of its atomic steps ("micro-operations"), each an
+// Operation with the interval of the whole call; the model forces the steps
+// of one call into their order with a per-goroutine stage counter. Every step
+// is then a single atomic action of the implementation, and the history of
+// steps must be linearizable.
+//
+// # The clock
+//
+// Stamps come from an injected clock that goroutines advance while the
+// others run. An operation reads the clock before its linearization point (a
+// create when it builds the session, a Get before it touches the entry, a
+// Sweep once at its start), so if the clock could move during an operation
+// the stamp it records would not be "now" at its linearization point. The
+// test therefore holds a read lock around every operation and the write lock
+// around every advance: an advance happens between operations, never during
+// one, so each operation knows the exact time T it ran at, and concurrent
+// operations ran at the same T. The advances still interleave with the
+// operations at arbitrary points (any goroutine may advance the clock next),
+// and the read locks do not order the operations among themselves.
+//
+// # Sweep
+//
+// A sweep is not atomic either: it settles each entry at its own moment, so
+// within one sweep a Get may miss an entry the sweep has already evicted and
+// then another Get may save a stale entry the sweep has not reached yet. It
+// is recorded as one step per ID over the sweep's interval, with the cutoff
+// T - timeout it computed at its start:
+//
+//   - evict(id): the id was registered with a last use before the cutoff,
+//     and leaves; then two more steps lower the active and slot counters;
+//   - keep(id): at some moment of the sweep the id was not registered, or its
+//     last use was not before the cutoff.
+//
+// Which IDs a sweep evicted comes from the eviction hook, which runs on the
+// sweeping goroutine; sweeps are serialized by the test, so the hook knows
+// which sweep it belongs to, and the count Sweep returns must match.
+//
+// # Session.Close
+//
+// A goroutine also gets a session and closes it with Session.Close. By then
+// another goroutine may have closed it and even created a new session under
+// the same ID, which this Close must leave alone, and Close does not say
+// whether it removed anything. The model counts the sessions inserted under
+// each ID, the get step remembers which one it found, and the close step
+// removes it only if it is still the one registered; the next two steps
+// lower the counters only if it did.
+//
+// With ROSTER_STRESS=1 (make stress sets it) the test runs many more and
+// longer histories. On a failure it writes porcupine's visualization to a
+// temporary file and prints its path.
+
+const (
+	linIDs      = 6
+	linCap      = 4
+	linTimeout  = 10 * time.Second
+	linClients  = 8
+	linMaxSteps = 4 // micro-operations per call, at most
+)
+
+var linNames = func() (names [linIDs]string) {
+	for i := range names {
+		names[i] = fmt.Sprintf("id-%d", i)
+	}
+	return names
+}()
+
+// relClock is a manual Clock read with one atomic load, so that it adds no
+// lock between the goroutines that read it. With jitter set, a read yields
+// the processor half the time: the registry reads the clock in the middle of
+// a create (after it took a slot, before it inserts) and at the start of a
+// Get and a Sweep, so other goroutines run there even on a machine with
+// few cores.
+type relClock struct {
+	ns     atomic.Int64
+	jitter bool
+}
+
+// relEpoch is where every relClock starts, in Unix nanoseconds.
+var relEpoch = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC).UnixNano()
+
+func newRelClock() *relClock {
+	c := &relClock{}
+	c.ns.Store(relEpoch)
+	return c
+}
+
+func (c *relClock) Now() time.Time {
+	if c.jitter && rand.IntN(2) == 0 {
+		runtime.Gosched()
+	}
+	return time.Unix(0, c.ns.Load())
+}
+
+func (c *relClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *relClock) stamp() int64            { return c.ns.Load() }
+
+type linKind uint8
+
+const (
+	linReserve       linKind = iota // create: took a slot (slots < cap)
+	linFull                         // create: ErrMaxSessions (slots >= cap)
+	linInsert                       // create: id absent, registered at T
+	linCount                        // create: active++
+	linDup                          // create: id present: ErrSessionExists
+	linDupRelease                   // create: gave the slot back
+	linGetFound                     // get: id present, last use := T
+	linGetMissing                   // get: ErrSessionNotFound
+	linCloseRemove                  // close: id present, removed
+	linCloseActive                  // close: active--
+	linCloseRelease                 // close: slots--
+	linCloseMissing                 // close: ErrSessionNotFound
+	linHandleGet                    // get, to close the session: as linGetFound
+	linHandleClose                  // Session.Close: removed if still registered
+	linHandleActive                 // Session.Close: active--, if it removed it
+	linHandleRelease                // Session.Close: slots--, if it removed it
+	linSessionCount                 // SessionCount() == n
+	linEvict                        // sweep: id present and stale, removed
+	linEvictActive                  // sweep: active--
+	linEvictRelease                 // sweep: slots--
+	linKeep                         // sweep: id absent or fresh at some moment
+)
+
+var linKindNames = [...]string{
+	linReserve: "reserve", linFull: "full", linInsert: "insert", linCount: "active++",
+	linDup: "exists", linDupRelease: "release",
+	linGetFound: "found", linGetMissing: "not found",
+	linCloseRemove: "remove", linCloseActive: "active--", linCloseRelease: "release", linCloseMissing: "not found",
+	linHandleGet: "found", linHandleClose: "Session.Close", linHandleActive: "active--?", linHandleRelease: "release?",
+	linSessionCount: "count", linEvict: "evict", linEvictActive: "active--", linEvictRelease: "release", linKeep: "keep",
+}
+
+// linInput is one micro-operation; its outcome is part of it, so porcupine's
+// output is unused.
+type linInput struct {
+	kind   linKind
+	client int   // the goroutine, for client steps
+	stage  int   // index of this step in its call
+	last   bool  // the last step of its call
+	id     int   // the ID it is about, if any
+	t      int64 // create, get: the clock; sweep steps: the cutoff
+	n      int   // SessionCount: its result
+	op     string
+}
+
+// linState is the model's state; it is comparable, so porcupine compares
+// and caches it with ==.
+type linState struct {
+	present uint8             // bit i: linNames[i] is registered
+	lastUse [linIDs]int64     // for the present IDs; 0 otherwise
+	slots   int8              // slots held: registered + being created + leaving
+	active  int8              // what SessionCount returns
+	stage   [linClients]int8  // steps of each client's current call taken
+	evict   [linIDs]int8      // steps of the eviction of each id taken
+	gen     [linIDs]uint16    // sessions inserted under each id so far
+	handle  [linClients]int32 // get-then-close: the gen the get found; -1 once its Close removed it
+}
+
+func linStep(st linState, in linInput) (bool, linState) {
+	switch in.kind {
+	case linEvict, linEvictActive, linEvictRelease, linKeep:
+	default:
+		if int(st.stage[in.client]) != in.stage {
+			return false, st
+		}
+		if in.last {
+			st.stage[in.client] = 0
+		} else {
+			st.stage[in.client]++
+		}
+	}
+	bit := uint8(1) << in.id
+	present := st.present&bit != 0
+	ok := true
+	switch in.kind {
+	case linReserve:
+		ok = st.slots < linCap
+		st.slots++
+	case linFull:
+		ok = st.slots >= linCap
+	case linInsert:
+		ok = !present
+		st.present |= bit
+		st.lastUse[in.id] = in.t
+		st.gen[in.id]++
+	case linCount:
+		st.active++
+	case linDup:
+		ok = present
+	case linDupRelease, linCloseRelease:
+		st.slots--
+	case linGetFound:
+		ok = present
+		st.lastUse[in.id] = max(st.lastUse[in.id], in.t)
+	case linHandleGet:
+		ok = present
+		st.lastUse[in.id] = max(st.lastUse[in.id], in.t)
+		st.handle[in.client] = int32(st.gen[in.id])
+	case linHandleClose:
+		// The session the get found leaves if it is still the one
+		// registered; if another call removed it, Close does nothing.
+		if present && int32(st.gen[in.id]) == st.handle[in.client] {
+			st.present &^= bit
+			st.lastUse[in.id] = 0
+			st.handle[in.client] = -1
+		} else {
+			st.handle[in.client] = 0
+		}
+	case linHandleActive:
+		if st.handle[in.client] == -1 {
+			st.active--
+		}
+	case linHandleRelease:
+		if st.handle[in.client] == -1 {
+			st.slots--
+		}
+		st.handle[in.client] = 0
+	case linGetMissing, linCloseMissing:
+		ok = !present
+	case linCloseRemove:
+		ok = present
+		st.present &^= bit
+		st.lastUse[in.id] = 0
+	case linCloseActive:
+		st.active--
+	case linSessionCount:
+		ok = int(st.active) == in.n
+	case linEvict:
+		ok = st.evict[in.id] == 0 && present && st.lastUse[in.id] < in.t
+		st.present &^= bit
+		st.lastUse[in.id] = 0
+		st.evict[in.id] = 1
+	case linEvictActive:
+		ok = st.evict[in.id] == 1
+		st.evict[in.id] = 2
+		st.active--
+	case linEvictRelease:
+		ok = st.evict[in.id] == 2
+		st.evict[in.id] = 0
+		st.slots--
+	case linKeep:
+		ok = !present || st.lastUse[in.id] >= in.t
+	}
+	return ok, st
+}
+
+func linModel(t0 int64) porcupine.Model {
+	return porcupine.Model{
+		Init: func() any { return linState{} },
+		Step: func(state, input, _ any) (bool, any) {
+			return linStep(state.(linState), input.(linInput))
+		},
+		Hash: func(state any) uint64 {
+			st := state.(linState)
+			h := uint64(st.present) | uint64(uint8(st.slots))<<8 | uint64(uint8(st.active))<<16
+			for i, s := range st.stage {
+				h ^= uint64(s) << (24 + 2*i)
+			}
+			for _, u := range st.lastUse {
+				h = h*31 + uint64(u)
+			}
+			return h
+		},
+		DescribeOperation: func(input, _ any) string {
+			in := input.(linInput)
+			return fmt.Sprintf("%s: %s", in.op, linKindNames[in.kind])
+		},
+		DescribeState: func(state any) string {
+			st := state.(linState)
+			var b strings.Builder
+			fmt.Fprintf(&b, "slots %d, active %d; {", st.slots, st.active)
+			sep := ""
+			for i := range linIDs {
+				if st.present&(1<<i) != 0 {
+					fmt.Fprintf(&b, "%s%s used +%v", sep, linNames[i], time.Duration(st.lastUse[i]-t0))
+					sep = ", "
+				}
+			}
+			b.WriteString("}")
+			return b.String()
+		},
+	}
+}
+
+// linHistory records one history.
+type linHistory struct {
+	t       testing.TB
+	m       *Manager
+	clk     *relClock
+	t0      int64
+	seq     atomic.Int64 // porcupine's timestamps
+	clockMu sync.RWMutex // read: an operation; write: a clock advance
+	sweepMu sync.Mutex   // one Sweep at a time, so the hook knows whose
+	evicted []int        // by the Sweep in progress, from the hook
+	stats   *linStats
+}
+
+// linStats counts outcomes over all histories, to show that each was
+// exercised.
+type linStats struct {
+	created, exists, full, found, missing, closed, counts, sweeps, evicted, kept, advances atomic.Int64
+	handleClosed, calls, overlapped                                                        atomic.Int64 // overlapped: another call began or ended during it
+}
+
+func linIndex(id string) int {
+	for i, n := range linNames {
+		if n == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// runLinHistory runs clients goroutines doing calls operations each against
+// a new Manager and returns the history of micro-operations.
+func runLinHistory(t testing.TB, seed uint64, calls int, stats *linStats) []porcupine.Operation {
+	h := &linHistory{t: t, clk: newRelClock(), stats: stats}
+	h.clk.jitter = true
+	h.t0 = h.clk.stamp()
+	shards := []int{1, 2, 64}[seed%3]
+	h.m = NewManager(WithClock(h.clk), WithCleanupInterval(0), WithMaxSessions(linCap),
+		WithSessionTimeout(linTimeout), WithShards(shards), WithLogger(discardLogger()),
+		WithOnEvict(func(s *Session, r EvictReason) {
+			if r == EvictIdle { // runs on the goroutine of the Sweep, under sweepMu
+				h.evicted = append(h.evicted, linIndex(s.ID()))
+				runtime.Gosched() // removed, not yet counted out: let others look
+			}
+		}))
+	defer h.m.Shutdown()
+
+	perClient := make([][]porcupine.Operation, linClients)
+	var ready atomic.Int64
+	var wg sync.WaitGroup
+	for c := range linClients {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(seed, uint64(c)))
+			// Start together, and yield between calls half the time, so
+			// that the goroutines interleave even on two cores.
+			ready.Add(1)
+			for ready.Load() < linClients {
+				runtime.Gosched()
+			}
+			for range calls {
+				perClient[c] = h.call(r, c, perClient[c])
+				if r.IntN(2) == 0 {
+					runtime.Gosched()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var ops []porcupine.Operation
+	for _, o := range perClient {
+		ops = append(ops, o...)
+	}
+	return ops
+}
+
+// call does one random call as client c and appends its micro-operations.
+func (h *linHistory) call(r *rand.Rand, c int, ops []porcupine.Operation) []porcupine.Operation {
+	id := r.IntN(linIDs)
+	name := linNames[id]
+	p := r.IntN(100)
+	if p >= 90 { // advance the clock, between operations
+		d := []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, linTimeout}[r.IntN(4)]
+		h.clockMu.Lock()
+		h.clk.Advance(d)
+		h.clockMu.Unlock()
+		h.stats.advances.Add(1)
+		return ops
+	}
+	if p >= 82 {
+		return h.sweep(c, ops)
+	}
+
+	h.clockMu.RLock()
+	now := h.clk.stamp()
+	at := time.Duration(now - h.t0)
+	call := h.seq.Add(1)
+	var steps []linInput
+	var desc string
+	switch {
+	case p < 30:
+		err := h.m.CreateSessionWithID(name, nil)
+		desc = fmt.Sprintf("create(%s) @%v", name, at)
+		switch {
+		case err == nil:
+			h.stats.created.Add(1)
+			steps = []linInput{{kind: linReserve}, {kind: linInsert}, {kind: linCount}}
+		case errors.Is(err, ErrSessionExists):
+			h.stats.exists.Add(1)
+			steps = []linInput{{kind: linReserve}, {kind: linDup}, {kind: linDupRelease}}
+		case errors.Is(err, ErrMaxSessions):
+			h.stats.full.Add(1)
+			steps = []linInput{{kind: linFull}}
+		default:
+			h.t.Errorf("CreateSessionWithID(%q): unexpected error %v", name, err)
+		}
+	case p < 54:
+		s, err := h.m.GetSession(name)
+		desc = fmt.Sprintf("get(%s) @%v", name, at)
+		switch {
+		case err == nil:
+			h.stats.found.Add(1)
+			steps = []linInput{{kind: linGetFound}}
+			if s.ID() != name {
+				h.t.Errorf("GetSession(%q) returned session %q", name, s.ID())
+			}
+		case errors.Is(err, ErrSessionNotFound):
+			h.stats.missing.Add(1)
+			steps = []linInput{{kind: linGetMissing}}
+		default:
+			h.t.Errorf("GetSession(%q): unexpected error %v", name, err)
+		}
+	case p < 66:
+		err := h.m.CloseSession(name)
+		desc = fmt.Sprintf("close(%s)", name)
+		switch {
+		case err == nil:
+			h.stats.closed.Add(1)
+			steps = []linInput{{kind: linCloseRemove}, {kind: linCloseActive}, {kind: linCloseRelease}}
+		case errors.Is(err, ErrSessionNotFound):
+			steps = []linInput{{kind: linCloseMissing}}
+		default:
+			h.t.Errorf("CloseSession(%q): unexpected error %v", name, err)
+		}
+	case p < 74:
+		// Session.Close on the session a Get has just returned: it may
+		// have been closed, evicted or even replaced by then.
+		s, err := h.m.GetSession(name)
+		desc = fmt.Sprintf("get(%s).Close() @%v", name, at)
+		switch {
+		case err == nil:
+			h.stats.found.Add(1)
+			h.stats.handleClosed.Add(1)
+			_ = s.Close()
+			if s.IsActive() {
+				h.t.Errorf("session %q active after its Close", name)
+			}
+			steps = []linInput{{kind: linHandleGet}, {kind: linHandleClose}, {kind: linHandleActive}, {kind: linHandleRelease}}
+		case errors.Is(err, ErrSessionNotFound):
+			h.stats.missing.Add(1)
+			steps = []linInput{{kind: linGetMissing}}
+		default:
+			h.t.Errorf("GetSession(%q): unexpected error %v", name, err)
+		}
+	default:
+		n := h.m.SessionCount()
+		h.stats.counts.Add(1)
+		desc = fmt.Sprintf("SessionCount() = %d", n)
+		steps = []linInput{{kind: linSessionCount, n: n}}
+	}
+	ret := h.seq.Add(1)
+	h.clockMu.RUnlock()
+	h.count(call, ret)
+
+	for i := range steps {
+		in := &steps[i]
+		in.client, in.stage, in.last, in.id, in.t = c, i, i == len(steps)-1, id, now
+		in.op = fmt.Sprintf("c%d %s", c, desc)
+		ops = append(ops, porcupine.Operation{ClientId: c*linMaxSteps + i, Input: *in, Call: call, Return: ret})
+	}
+	return ops
+}
+
+func (h *linHistory) count(call, ret int64) {
+	h.stats.calls.Add(1)
+	if ret-call > 1 {
+		h.stats.overlapped.Add(1)
+	}
+}
+
+// sweep does a Sweep as client c and appends one step per ID (three per
+// evicted ID).
+func (h *linHistory) sweep(c int, ops []porcupine.Operation) []porcupine.Operation {
+	h.sweepMu.Lock()
+	defer h.sweepMu.Unlock()
+	h.clockMu.RLock()
+	now := h.clk.stamp()
+	cutoff := now - int64(linTimeout)
+	h.evicted = h.evicted[:0]
+	call := h.seq.Add(1)
+	n := h.m.Sweep()
+	ret := h.seq.Add(1)
+	h.clockMu.RUnlock()
+	h.count(call, ret)
+	h.stats.sweeps.Add(1)
+
+	if n != len(h.evicted) {
+		h.t.Errorf("Sweep returned %d, but the hook saw %d evictions %v", n, len(h.evicted), h.evicted)
+	}
+	var gone [linIDs]bool
+	for _, id := range h.evicted {
+		if id < 0 || gone[id] {
+			h.t.Errorf("Sweep evicted %v: unknown or twice", h.evicted)
+			continue
+		}
+		gone[id] = true
+	}
+	desc := fmt.Sprintf("c%d sweep @%v", c, time.Duration(now-h.t0))
+	lane := linClients * linMaxSteps
+	for id := range linIDs {
+		var steps []linKind
+		if gone[id] {
+			h.stats.evicted.Add(1)
+			steps = []linKind{linEvict, linEvictActive, linEvictRelease}
+		} else {
+			h.stats.kept.Add(1)
+			steps = []linKind{linKeep}
+		}
+		for i, k := range steps {
+			in := linInput{kind: k, client: c, id: id, t: cutoff, op: fmt.Sprintf("%s %s", desc, linNames[id])}
+			ops = append(ops, porcupine.Operation{ClientId: lane + id*linMaxSteps + i, Input: in, Call: call, Return: ret})
+		}
+	}
+	return ops
+}
+
+// checkLinearizable checks one history; on failure it writes the
+// visualization to a temporary file.
+func checkLinearizable(t *testing.T, ops []porcupine.Operation, t0 int64, timeout time.Duration) porcupine.CheckResult {
+	t.Helper()
+	model := linModel(t0)
+	res := porcupine.CheckOperationsTimeout(model, ops, timeout)
+	if res != porcupine.Illegal {
+		return res
+	}
+	_, info := porcupine.CheckOperationsVerbose(model, ops, 0)
+	f, err := os.CreateTemp("", "roster-linearizability-*.html")
+	if err != nil {
+		t.Errorf("history of %d operations is not linearizable; no visualization: %v", len(ops), err)
+		return res
+	}
+	path := f.Name()
+	_ = f.Close()
+	if err := porcupine.VisualizePath(model, info, path); err != nil {
+		t.Errorf("history of %d operations is not linearizable; visualization failed: %v", len(ops), err)
+		return res
+	}
+	t.Errorf("history of %d operations is not linearizable; visualization: %s", len(ops), path)
+	return res
+}
+
+func stressMode() bool { return os.Getenv("ROSTER_STRESS") == "1" }
+
+// TestLinearizable records many short concurrent histories and checks each
+// against the model. make stress (ROSTER_STRESS=1) runs more and longer ones.
+func TestLinearizable(t *testing.T) {
+	histories, calls, budget := 400, 16, 12*time.Second
+	if stressMode() {
+		histories, calls, budget = 5000, 25, 5*time.Minute
+	}
+	if testing.Short() {
+		histories = 30
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	var stats linStats
+	var unknown int
+	start := time.Now()
+	ran := 0
+	for i := range histories {
+		if time.Since(start) > budget && ran >= histories/4 {
+			break // the machine is slow: enough for this run
+		}
+		ran++
+		ops := runLinHistory(t, seed+uint64(i), calls, &stats)
+		if t.Failed() {
+			return
+		}
+		switch checkLinearizable(t, ops, relEpoch, 10*time.Second) {
+		case porcupine.Illegal:
+			return
+		case porcupine.Unknown:
+			unknown++
+		}
+	}
+	t.Logf("%d histories in %v (%d undecided), %d of %d calls overlapped another: created %d, exists %d, full %d, found %d, not found %d, "+
+		"closed %d (+%d with Session.Close), counts %d, sweeps %d, evicted %d, kept %d, clock advances %d",
+		ran, time.Since(start).Round(time.Millisecond), unknown, stats.overlapped.Load(), stats.calls.Load(), stats.created.Load(), stats.exists.Load(),
+		stats.full.Load(), stats.found.Load(), stats.missing.Load(), stats.closed.Load(), stats.handleClosed.Load(), stats.counts.Load(),
+		stats.sweeps.Load(), stats.evicted.Load(), stats.kept.Load(), stats.advances.Load())
+	if unknown > ran/10 {
+		t.Errorf("porcupine could not decide %d of %d histories in time", unknown, ran)
+	}
+	// Every outcome must have come up, or the test proves less than it says.
+	for name, n := range map[string]int64{
+		"created": stats.created.Load(), "ErrSessionExists": stats.exists.Load(), "ErrMaxSessions": stats.full.Load(),
+		"found": stats.found.Load(), "ErrSessionNotFound": stats.missing.Load(), "closed": stats.closed.Load(),
+		"Session.Close": stats.handleClosed.Load(),
+		"evicted":       stats.evicted.Load(),
+	} {
+		if n == 0 {
+			t.Errorf("no history exercised %s", name)
+		}
+	}
+}
+
+// TestLinearizabilityModel makes sure the checker can fail: it rejects
+// hand-made histories that a correct registry cannot produce, and accepts
+// their legal twins.
+func TestLinearizabilityModel(t *testing.T) {
+	t0 := relEpoch
+	sec := int64(time.Second)
+	op := func(client int, call, ret int64, ins ...linInput) []porcupine.Operation {
+		var ops []porcupine.Operation
+		for i, in := range ins {
+			in.client, in.stage, in.last = client, i, i == len(ins)-1
+			in.op = fmt.Sprintf("c%d", client)
+			ops = append(ops, porcupine.Operation{ClientId: client*linMaxSteps + i, Input: in, Call: call, Return: ret})
+		}
+		return ops
+	}
+	create := func(client int, call, ret int64, id int, at int64) []porcupine.Operation {
+		return op(client, call, ret, linInput{kind: linReserve}, linInput{kind: linInsert, id: id, t: t0 + at}, linInput{kind: linCount})
+	}
+	get := func(client int, call, ret int64, id int, at int64, found bool) []porcupine.Operation {
+		if found {
+			return op(client, call, ret, linInput{kind: linGetFound, id: id, t: t0 + at})
+		}
+		return op(client, call, ret, linInput{kind: linGetMissing, id: id})
+	}
+	sweep := func(call, ret int64, cutoff int64, evicted ...int) []porcupine.Operation {
+		var ops []porcupine.Operation
+		for id := range linIDs {
+			kinds := []linKind{linKeep}
+			for _, e := range evicted {
+				if e == id {
+					kinds = []linKind{linEvict, linEvictActive, linEvictRelease}
+				}
+			}
+			for _, k := range kinds {
+				ops = append(ops, porcupine.Operation{Input: linInput{kind: k, id: id, t: t0 + cutoff, op: "sweep"}, Call: call, Return: ret})
+			}
+		}
+		return ops
+	}
+	handleClose := func(client int, call, ret int64, id int, at int64) []porcupine.Operation {
+		return op(client, call, ret, linInput{kind: linHandleGet, id: id, t: t0 + at}, linInput{kind: linHandleClose, id: id},
+			linInput{kind: linHandleActive, id: id}, linInput{kind: linHandleRelease, id: id})
+	}
+	full := func(client int, call, ret int64, id int) []porcupine.Operation {
+		return op(client, call, ret, linInput{kind: linFull, id: id})
+	}
+	cat := func(parts ...[]porcupine.Operation) []porcupine.Operation {
+		var all []porcupine.Operation
+		for _, p := range parts {
+			all = append(all, p...)
+		}
+		return all
+	}
+	fiveCreates := func(overlap bool) []porcupine.Operation {
+		var ops []porcupine.Operation
+		for i := range 5 {
+			call, ret := int64(10*i+1), int64(10*i+2)
+			if overlap {
+				call, ret = 1, 2
+			}
+			ops = append(ops, create(i, call, ret, i, 0)...)
+		}
+		return ops
+	}
+	tests := []struct {
+		name  string
+		ops   []porcupine.Operation
+		legal bool
+	}{
+		{"get after create", cat(create(0, 1, 2, 0, 0), get(1, 3, 4, 0, 0, true)), true},
+		{"get after create misses", cat(create(0, 1, 2, 0, 0), get(1, 3, 4, 0, 0, false)), false},
+		{"get during create misses", cat(create(0, 1, 4, 0, 0), get(1, 2, 3, 0, 0, false)), true},
+		{"five creates over a cap of four", fiveCreates(false), false},
+		{"five concurrent creates over a cap of four", fiveCreates(true), false},
+		{"count lags a concurrent create", cat(create(0, 1, 6, 0, 0), get(1, 2, 3, 0, 0, true),
+			op(2, 4, 5, linInput{kind: linSessionCount, n: 0})), true},
+		{"count lags a finished create", cat(create(0, 1, 2, 0, 0), op(2, 4, 5, linInput{kind: linSessionCount, n: 0})), false},
+		{"stale session evicted", cat(create(0, 1, 2, 0, 0), sweep(3, 4, 1*sec, 0), get(1, 5, 6, 0, 20*sec, false)), true},
+		{"stale session kept", cat(create(0, 1, 2, 0, 0), sweep(3, 4, 1*sec)), false},
+		{"session at the cutoff kept", cat(create(0, 1, 2, 0, 0), sweep(3, 4, 0)), true},
+		{"session at the cutoff evicted", cat(create(0, 1, 2, 0, 0), sweep(3, 4, 0, 0)), false},
+		{"evicted after a Get saved it", cat(create(0, 1, 2, 0, 0), get(1, 3, 4, 0, 11*sec, true), sweep(5, 6, 1*sec, 0)), false},
+		{"Get racing the sweep saves it", cat(create(0, 1, 2, 0, 0), get(1, 3, 6, 0, 11*sec, true), sweep(4, 5, 1*sec)), true},
+		{"Session.Close removes it", cat(create(0, 1, 2, 0, 0), handleClose(1, 3, 4, 0, 0), get(2, 5, 6, 0, 0, false)), true},
+		{"found after Session.Close", cat(create(0, 1, 2, 0, 0), handleClose(1, 3, 4, 0, 0), get(2, 5, 6, 0, 0, true)), false},
+		{"counted after Session.Close", cat(create(0, 1, 2, 0, 0), handleClose(1, 3, 4, 0, 0),
+			op(2, 5, 6, linInput{kind: linSessionCount, n: 1})), false},
+		{"Session.Close of a replaced session", cat(create(0, 1, 2, 0, 0), handleClose(1, 3, 10, 0, 0),
+			op(2, 4, 5, linInput{kind: linCloseRemove, id: 0}, linInput{kind: linCloseActive}, linInput{kind: linCloseRelease}),
+			create(3, 6, 7, 0, 0), get(4, 11, 12, 0, 0, true)), true},
+		{"slot freed by Session.Close", cat(fiveCreates(false)[:12], handleClose(5, 50, 51, 0, 0), create(6, 52, 53, 4, 0)), true},
+		{"slot not freed by Session.Close", cat(fiveCreates(false)[:12], handleClose(5, 50, 51, 0, 0), full(6, 52, 53, 4)), false},
+		{"Get racing the sweep finds an evicted one", cat(create(0, 1, 2, 0, 0), get(1, 4, 5, 0, 11*sec, true),
+			get(1, 7, 8, 0, 11*sec, false), sweep(3, 6, 1*sec, 0)), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := porcupine.CheckOperationsTimeout(linModel(t0), tt.ops, 10*time.Second)
+			if want := map[bool]porcupine.CheckResult{true: porcupine.Ok, false: porcupine.Illegal}[tt.legal]; res != want {
+				t.Errorf("checker says %v, want %v", res, want)
+			}
+		})
+	}
+}
