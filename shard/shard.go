@@ -207,6 +207,11 @@ func (s *shard[V]) unlink(e *Entry[V], h uint64) {
 		s.used--
 	}
 	s.live--
+	// Give memory back once the shard has emptied out: a table at most an
+	// eighth full is rebuilt at a quarter of its size.
+	if t := s.table.Load(); t.capacity() > 1024 && s.live*8 < t.capacity() {
+		s.rehash(t)
+	}
 }
 
 // Len returns the number of entries. It locks each shard in turn, so it is

@@ -255,3 +255,22 @@ func TestMatchByte(t *testing.T) {
 		}
 	}
 }
+
+// TestTableShrinks: a shard that empties out gives its table back.
+func TestTableShrinks(t *testing.T) {
+	m := New[int](1)
+	es := fill(t, m, 50000, 0)
+	big := m.shards[0].table.Load().capacity()
+	for _, e := range es[10:] {
+		m.Remove(e)
+	}
+	s := &m.shards[0]
+	if c := s.table.Load().capacity(); c >= big/8 {
+		t.Errorf("capacity %d after removing all but 10 of 50000 (was %d)", c, big)
+	}
+	for i := range 10 {
+		if _, ok := m.Get(key(i), 0); !ok {
+			t.Fatalf("lost %q in the shrink", key(i))
+		}
+	}
+}
