@@ -12,7 +12,8 @@ FUZZ_TARGETS = \
 	./protocol:FuzzCookieStateJSON \
 	./cookies:FuzzSetCookieHeader \
 	./codec:FuzzNewReader \
-	./session:FuzzUnmarshalSession
+	./session:FuzzUnmarshalSession \
+	./daemon:FuzzProxyCredentials
 
 SOAK     ?= 60s
 

@@ -35,7 +35,7 @@ func (s *Server) routes() *http.ServeMux {
 func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !strings.EqualFold(scheme, "Bearer") || !s.tokenOK(strings.TrimSpace(token)) {
+		if !asciiEqualFold(scheme, "Bearer") || !s.tokenOK(strings.TrimSpace(token)) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rosterd"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong token: send Authorization: Bearer TOKEN")
 			return
@@ -71,7 +71,7 @@ func (s *Server) listSessions(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
-	sess, err := s.m.GetSession(r.PathValue("id"))
+	sess, err := s.m.PeekSession(r.PathValue("id"))
 	if err != nil {
 		writeError(w, statusOf(err), err.Error())
 		return
@@ -88,7 +88,7 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) sessionState(w http.ResponseWriter, r *http.Request) {
-	sess, err := s.m.GetSession(r.PathValue("id"))
+	sess, err := s.m.PeekSession(r.PathValue("id"))
 	if err != nil {
 		writeError(w, statusOf(err), err.Error())
 		return

@@ -28,8 +28,8 @@ package daemon
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
 	"encoding/base64"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -136,7 +136,7 @@ func (s *Server) tokenOK(got string) bool {
 // from the X-Roster-* headers.
 func proxyCredentials(r *http.Request) (id, token string) {
 	if auth := r.Header.Get("Proxy-Authorization"); auth != "" {
-		if scheme, rest, ok := strings.Cut(auth, " "); ok && strings.EqualFold(scheme, "Basic") {
+		if scheme, rest, ok := strings.Cut(auth, " "); ok && asciiEqualFold(scheme, "Basic") {
 			if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest)); err == nil {
 				if u, p, ok := strings.Cut(string(b), ":"); ok {
 					return u, p
@@ -145,4 +145,25 @@ func proxyCredentials(r *http.Request) (id, token string) {
 		}
 	}
 	return r.Header.Get(HeaderSession), r.Header.Get(HeaderToken)
+}
+
+// asciiEqualFold is strings.EqualFold for ASCII only: HTTP auth schemes are
+// case-insensitive tokens, and Unicode folding would let "Baſic" pass.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

@@ -45,14 +45,18 @@ func (s *Server) proxySession(w http.ResponseWriter, r *http.Request) *session.S
 		return nil
 	}
 	if id == "" {
+		w.Header().Set("Proxy-Authenticate", `Basic realm="rosterd"`)
 		s.proxyError(w, http.StatusProxyAuthRequired, "roster: no session: give it as the proxy user name or in "+HeaderSession)
 		return nil
 	}
 	sess, err := s.m.GetSession(id)
 	if err != nil {
 		status := http.StatusNotFound
-		if errors.Is(err, session.ErrInvalidID) {
+		switch {
+		case errors.Is(err, session.ErrInvalidID):
 			status = http.StatusBadRequest
+		case errors.Is(err, session.ErrManagerClosed):
+			status = http.StatusServiceUnavailable
 		}
 		s.proxyError(w, status, "roster: "+err.Error())
 		return nil

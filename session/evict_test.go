@@ -245,7 +245,7 @@ func TestShutdownConcurrent(t *testing.T) {
 	if n := m.Sweep(); n != 0 {
 		t.Errorf("Sweep after Shutdown = %d", n)
 	}
-	if _, err := m.GetSession(sessions[0].ID()); !errors.Is(err, ErrSessionNotFound) {
+	if _, err := m.GetSession(sessions[0].ID()); !errors.Is(err, ErrManagerClosed) {
 		t.Errorf("GetSession after Shutdown: %v", err)
 	}
 }

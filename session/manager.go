@@ -174,13 +174,25 @@ func (m *Manager) CreateSessionWait(ctx context.Context, config *protocol.Sessio
 // GetSession returns the open session registered under sessionID and
 // records a use, which postpones its idle eviction. It takes no lock and
 // does not allocate when the session exists; otherwise it returns an error
-// that wraps ErrSessionNotFound (or ErrInvalidID) and gives the ID.
+// that wraps ErrSessionNotFound (or ErrInvalidID, or ErrManagerClosed after
+// Shutdown) and gives the ID.
 func (m *Manager) GetSession(sessionID string) (*Session, error) {
 	c := m.c
 	if s, ok := c.reg.Get(sessionID, c.tb.Coarse()); ok {
 		return s, nil
 	}
-	return nil, errNotFound(sessionID)
+	return nil, c.errNotFound(sessionID)
+}
+
+// PeekSession returns the open session registered under sessionID without
+// recording a use, for callers that only look at it (its stats, its saved
+// state): looking does not keep a session from idle eviction. It fails as
+// GetSession does.
+func (m *Manager) PeekSession(sessionID string) (*Session, error) {
+	if e, ok := m.c.reg.Load(sessionID); ok {
+		return e.Value(), nil
+	}
+	return nil, m.c.errNotFound(sessionID)
 }
 
 // CloseSession closes the session registered under sessionID and frees its
@@ -189,7 +201,7 @@ func (m *Manager) CloseSession(sessionID string) error {
 	c := m.c
 	s, ok := c.reg.Delete(sessionID)
 	if !ok {
-		return errNotFound(sessionID)
+		return c.errNotFound(sessionID)
 	}
 	s.shutdown()
 	c.left(&c.closed)
@@ -269,6 +281,18 @@ func (m *Manager) Stats() ManagerStats {
 		InFlight: c.inFlight.Load(),
 		Waiting:  c.nWaiting.Load(),
 	}
+}
+
+// errNotFound says why no session is registered under id: the ID is
+// invalid, the Manager is shut down, or there is none.
+func (c *core) errNotFound(id string) error {
+	if c.state.Load() != stateOpen {
+		if err := idgen.Validate(id); err != nil {
+			return err
+		}
+		return ErrManagerClosed
+	}
+	return errNotFound(id)
 }
 
 // reserve takes a slot for a create, or fails at the cap or after Shutdown.

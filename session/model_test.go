@@ -23,12 +23,12 @@ import (
 //
 // rapid shrinks a failing run to a short sequence of steps and prints it,
 // with the seed that reproduces it. By default it runs 100 random runs of
-// about 150 steps; make stress (ROSTER_STRESS=1) runs 50 times as many, and
+// about 150 steps; make stress (ROSTER_STRESS=1) runs 300 times as many, and
 // rapid's own -rapid.checks and -rapid.steps scale either.
 func TestManagerModel(t *testing.T) {
 	rounds := 1
 	if stressMode() {
-		rounds = 50
+		rounds = 300
 	}
 	for i := 0; i < rounds && !t.Failed(); i++ {
 		rapid.Check(t, func(t *rapid.T) {
@@ -245,6 +245,8 @@ func (mm *modelMachine) actions() map[string]func(*rapid.T) {
 			switch {
 			case id == "" || strings.Contains(id, " "):
 				wantErr(t, fmt.Sprintf("GetSession(%q)", id), err, ErrInvalidID)
+			case mm.shut:
+				wantErr(t, fmt.Sprintf("GetSession(%q)", id), err, ErrManagerClosed)
 			case ms == nil:
 				wantErr(t, fmt.Sprintf("GetSession(%q)", id), err, ErrSessionNotFound)
 				if s != nil {
@@ -265,6 +267,8 @@ func (mm *modelMachine) actions() map[string]func(*rapid.T) {
 			switch {
 			case id == "" || strings.Contains(id, " "):
 				wantErr(t, fmt.Sprintf("CloseSession(%q)", id), err, ErrInvalidID)
+			case mm.shut:
+				wantErr(t, fmt.Sprintf("CloseSession(%q)", id), err, ErrManagerClosed)
 			case ms == nil:
 				wantErr(t, fmt.Sprintf("CloseSession(%q)", id), err, ErrSessionNotFound)
 			default:

@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -71,7 +72,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.token, "token", env("ROSTER_TOKEN", ""), "access token; generated when empty (ROSTER_TOKEN)")
 	maxS := fs.String("max-sessions", env("ROSTER_MAX_SESSIONS", "100"), "cap on sessions, 0 for none (ROSTER_MAX_SESSIONS)")
 	timeout := fs.String("session-timeout", env("ROSTER_SESSION_TIMEOUT", "30m"), "idle timeout, 0 for never (ROSTER_SESSION_TIMEOUT)")
-	interval := fs.String("cleanup-interval", env("ROSTER_CLEANUP_INTERVAL", "1m"), "sweep interval (ROSTER_CLEANUP_INTERVAL)")
+	interval := fs.String("cleanup-interval", env("ROSTER_CLEANUP_INTERVAL", "1m"), "sweep interval; 0 turns idle eviction off (ROSTER_CLEANUP_INTERVAL)")
 	shutdown := fs.String("shutdown-timeout", env("ROSTER_SHUTDOWN_TIMEOUT", "30s"), "how long shutdown waits for requests (ROSTER_SHUTDOWN_TIMEOUT)")
 	level := fs.String("log-level", env("ROSTER_LOG_LEVEL", "info"), "debug, info, warn or error (ROSTER_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
@@ -81,7 +82,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	var err error
-	if _, err = fmt.Sscan(*maxS, &c.maxSessions); err != nil || c.maxSessions < 0 {
+	if c.maxSessions, err = strconv.Atoi(*maxS); err != nil || c.maxSessions < 0 {
 		return nil, fmt.Errorf("-max-sessions %q: want a whole number, 0 or more", *maxS)
 	}
 	for _, d := range []struct {
