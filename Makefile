@@ -58,9 +58,11 @@ cover:
 	$(GO) test -count=1 -coverprofile=cover.out ./...
 	$(GO) tool cover -func=cover.out | tail -1
 
-## stress: the long linearizability and model runs.
+## stress: the reliability suites of session, long (ROSTER_STRESS=1; about 7 minutes on 2 cores).
+## rapid's -rapid.checks/-rapid.steps and RAPID_CHECKS/RAPID_STEPS scale the model test further.
 stress:
-	ROSTER_STRESS=1 $(GO) test -race -count=1 -run 'Linearizable|Model|Fault' -timeout 30m ./session
+	ROSTER_STRESS=1 $(GO) test -race -count=1 -timeout 30m -v \
+		-run 'TestLinearizab|TestManagerModel|TestFault' ./session
 
 ## load: requests/s and p99 through rosterd against a direct client, in one run.
 load:

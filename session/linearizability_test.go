@@ -586,7 +586,7 @@ func stressMode() bool { return os.Getenv("ROSTER_STRESS") == "1" }
 func TestLinearizable(t *testing.T) {
 	histories, calls, budget := 400, 16, 12*time.Second
 	if stressMode() {
-		histories, calls, budget = 5000, 25, 5*time.Minute
+		histories, calls, budget = 20000, 25, 6*time.Minute
 	}
 	if testing.Short() {
 		histories = 30

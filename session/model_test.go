@@ -162,13 +162,42 @@ func (mm *modelMachine) inFlight() int {
 	return n
 }
 
-// pickID draws an ID to look up: one of mdlIDs or of the registered ones.
+// lookup checks what GetSession or PeekSession returned for id and returns
+// the session found, if any.
+func (mm *modelMachine) lookup(t *rapid.T, method, id string, s *Session, err error) *mdlSession {
+	t.Helper()
+	what := fmt.Sprintf("%s(%q)", method, id)
+	ms := mm.live[id]
+	switch {
+	case id == "" || strings.Contains(id, " "):
+		wantErr(t, what, err, ErrInvalidID)
+	case mm.shut:
+		wantErr(t, what, err, ErrManagerClosed)
+	case ms == nil:
+		wantErr(t, what, err, ErrSessionNotFound)
+	default:
+		wantErr(t, what, err, nil)
+		if s != ms.s {
+			t.Fatalf("%s returned another session than the one registered", what)
+		}
+		return ms
+	}
+	if s != nil {
+		t.Fatalf("%s failed but returned a session", what)
+	}
+	return nil
+}
+
+// pickID draws an ID to look up: one of mdlIDs or of the registered ones,
+// in the order they were made, so that the same draws pick the same session
+// when rapid replays a run (generated IDs differ from run to run).
 func (mm *modelMachine) pickID(t *rapid.T) string {
 	ids := slices.Clone(mdlIDs)
-	for id := range mm.live {
-		ids = append(ids, id)
+	for _, ms := range mm.handles {
+		if ms.open {
+			ids = append(ids, ms.id)
+		}
 	}
-	slices.Sort(ids)
 	return rapid.SampledFrom(ids).Draw(t, "id")
 }
 
@@ -241,24 +270,14 @@ func (mm *modelMachine) actions() map[string]func(*rapid.T) {
 		"GetSession": func(t *rapid.T) {
 			id := mm.pickID(t)
 			s, err := mm.m.GetSession(id)
-			ms := mm.live[id]
-			switch {
-			case id == "" || strings.Contains(id, " "):
-				wantErr(t, fmt.Sprintf("GetSession(%q)", id), err, ErrInvalidID)
-			case mm.shut:
-				wantErr(t, fmt.Sprintf("GetSession(%q)", id), err, ErrManagerClosed)
-			case ms == nil:
-				wantErr(t, fmt.Sprintf("GetSession(%q)", id), err, ErrSessionNotFound)
-				if s != nil {
-					t.Fatalf("GetSession(%q) failed but returned a session", id)
-				}
-			default:
-				wantErr(t, fmt.Sprintf("GetSession(%q)", id), err, nil)
-				if s != ms.s {
-					t.Fatalf("GetSession(%q) returned another session than the one registered", id)
-				}
+			if ms := mm.lookup(t, "GetSession", id, s, err); ms != nil {
 				mm.use(ms)
 			}
+		},
+		"PeekSession": func(t *rapid.T) {
+			id := mm.pickID(t)
+			s, err := mm.m.PeekSession(id)
+			mm.lookup(t, "PeekSession", id, s, err) // not a use
 		},
 		"CloseSession": func(t *rapid.T) {
 			id := mm.pickID(t)
