@@ -306,4 +306,3 @@ func jsonBody(t *testing.T, v any) string {
 	}
 	return buf.String()
 }
-

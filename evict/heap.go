@@ -53,12 +53,16 @@ func (h *Heap[E]) SetAt(i int, at int64) { h.items[i].At = at }
 
 // RemoveAt removes the i-th item by moving the last item into its place,
 // without restoring the order; call Init before relying on the order again.
+// A heap that has shrunk to an eighth of its capacity gives half of it back.
 func (h *Heap[E]) RemoveAt(i int) {
 	last := len(h.items) - 1
 	h.items[i] = h.items[last]
 	var zero Item[E]
 	h.items[last] = zero // drop the reference for the garbage collector
 	h.items = h.items[:last]
+	if c := cap(h.items); c > 1024 && last < c/8 {
+		h.items = append(make([]Item[E], 0, c/2), h.items...)
+	}
 }
 
 // Init restores the heap order in O(n).

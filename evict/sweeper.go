@@ -5,12 +5,16 @@ import (
 	"time"
 )
 
-// Sweeper is the one goroutine that drives idle eviction for a registry: it
-// calls sweep every interval and keeps the Timebase's coarse clock fresh.
-// Stop ends it; it is safe to call from many goroutines.
+// Sweeper drives idle eviction for a registry: one goroutine calls sweep
+// every interval and, when the Timebase reads the system clock, a second
+// keeps its coarse clock fresh. The clock has a goroutine of its own so that
+// a sweep that takes long (an eviction hook that blocks, say) cannot stall
+// the stamps that Gets record, which would make the next sweep evict
+// sessions used in the meantime. Stop ends both; it is safe to call from
+// many goroutines, but not from within sweep, which it waits for.
 type Sweeper struct {
 	stop chan struct{}
-	done chan struct{}
+	wg   sync.WaitGroup
 	once sync.Once
 }
 
@@ -25,46 +29,35 @@ func Resolution(interval time.Duration) time.Duration {
 	return min(max(interval/4, time.Millisecond), time.Second)
 }
 
-// StartSweeper starts the sweeper goroutine. It calls sweep every interval
-// (never, if interval <= 0) and, when tb reads the system clock, refreshes tb
-// every Resolution(interval). When there is nothing to do, it starts no
+// StartSweeper starts the sweeper: sweep every interval (never, if interval
+// <= 0) and, when tb reads the system clock, a refresh of tb every
+// Resolution(interval). When there is nothing to do, it starts no
 // goroutine.
 //
-// sweep runs on the sweeper goroutine, one call at a time; the goroutine
-// holds only what sweep and tb reference, so a registry can let its owner be
+// sweep runs on the sweeper goroutine, one call at a time; the goroutines
+// hold only what sweep and tb reference, so a registry can let its owner be
 // garbage collected and stop the sweeper from a cleanup.
 func StartSweeper(tb *Timebase, interval time.Duration, sweep func()) *Sweeper {
-	s := &Sweeper{stop: make(chan struct{}), done: make(chan struct{})}
-	if interval <= 0 && tb.Manual() {
-		close(s.done)
-		return s
+	s := &Sweeper{stop: make(chan struct{})}
+	if interval > 0 {
+		s.wg.Go(func() { s.every(interval, sweep) })
 	}
-	go s.run(tb, interval, sweep)
+	if !tb.Manual() {
+		s.wg.Go(func() { s.every(Resolution(interval), tb.Refresh) })
+	}
 	return s
 }
 
-func (s *Sweeper) run(tb *Timebase, interval time.Duration, sweep func()) {
-	defer close(s.done)
-	var sweepC, clockC <-chan time.Time
-	if interval > 0 {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		sweepC = t.C
-	}
-	if !tb.Manual() {
-		t := time.NewTicker(Resolution(interval))
-		defer t.Stop()
-		clockC = t.C
-	}
+// every calls f every d until Stop.
+func (s *Sweeper) every(d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-clockC:
-			tb.Refresh()
-		case <-sweepC:
-			tb.Refresh()
-			sweep()
+		case <-t.C:
+			f()
 		}
 	}
 }
@@ -73,5 +66,5 @@ func (s *Sweeper) run(tb *Timebase, interval time.Duration, sweep func()) {
 // It is idempotent and safe for concurrent use.
 func (s *Sweeper) Stop() {
 	s.once.Do(func() { close(s.stop) })
-	<-s.done
+	s.wg.Wait()
 }

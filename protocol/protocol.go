@@ -193,8 +193,8 @@ func (c *SessionConfig) Validate() error {
 			return bad("retryOnStatus: %d is not an HTTP status code", code)
 		}
 	}
-	if !c.RetryEnabled && (c.MaxRetries > 0 || len(c.RetryOnStatus) > 0) {
-		return bad("maxRetries or retryOnStatus set with retryEnabled false")
+	if !c.RetryEnabled && (c.MaxRetries > 0 || len(c.RetryOnStatus) > 0 || c.RetryWaitMin > 0 || c.RetryWaitMax > 0) {
+		return bad("maxRetries, retryOnStatus or retryWait set with retryEnabled false")
 	}
 	forced := 0
 	for _, f := range []bool{c.ForceHTTP1, c.ForceHTTP2, c.ForceHTTP3} {

@@ -34,16 +34,26 @@ func (s *Session) Dial(ctx context.Context, network, addr string) (net.Conn, err
 	if err := s.beginRequest(); err != nil {
 		return nil, err
 	}
-	c, err := h.dialThrough(ctx, network, addr)
+	// Closing the session cancels the dial too.
+	dctx, cancel := context.WithCancelCause(ctx)
+	stopDial := context.AfterFunc(h.closed, func() { cancel(ErrSessionClosed) })
+	c, err := h.dialThrough(dctx, network, addr)
+	stopDial()
+	cancel(nil)
 	if err != nil {
 		s.endRequest()
-		return nil, closedErr(h.closed, err)
+		h.afterRequest()
+		return nil, closedErr(dctx, err)
 	}
 	tc := &trackedConn{Conn: c}
 	tc.stop = context.AfterFunc(h.closed, func() { _ = c.Close() })
 	tc.done = func() {
 		s.endRequest()
 		h.afterRequest()
+	}
+	if h.closed.Err() != nil { // closed as the dial finished
+		_ = tc.Close()
+		return nil, ErrSessionClosed
 	}
 	return tc, nil
 }
@@ -87,24 +97,27 @@ func (h *httpState) connect(ctx context.Context, pu *url.URL, addr string) (net.
 		}
 		c = tc
 	}
+	// The context bounds the handshake with the proxy: if it ends, the
+	// connection is closed under the read below.
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
-	defer stop()
 	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: addr}, Host: addr, Header: http.Header{}}
 	if pu.User != nil {
 		pass, _ := pu.User.Password()
 		req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(pu.User.Username()+":"+pass)))
 	}
 	if err := req.Write(c); err != nil {
+		stop()
 		c.Close()
 		return nil, err
 	}
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, req)
+	if !stop() { // ctx ended: c is closed, whatever was read
+		c.Close()
+		return nil, context.Cause(ctx)
+	}
 	if err != nil {
 		c.Close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
 		return nil, err
 	}
 	resp.Body.Close()

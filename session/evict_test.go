@@ -352,3 +352,76 @@ func TestDroppedManagerStopsItsSweeper(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestSlowHookDoesNotStallTheClock: while one eviction hook blocks, the
+// coarse clock that GetSession stamps with must go on, or the next sweep
+// would evict sessions used during the hook. This needs the system clock
+// (an injected one is read exactly on every Get), so it runs in real time,
+// with wide margins: uses every 5 ms against a 300 ms timeout.
+func TestSlowHookDoesNotStallTheClock(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	m := NewManager(WithSessionTimeout(300*time.Millisecond), WithCleanupInterval(20*time.Millisecond),
+		WithOnEvict(func(s *Session, r EvictReason) {
+			if s.ID() == "slow" && r == EvictIdle {
+				close(entered)
+				<-release
+			}
+		}))
+	defer m.Shutdown()
+	if err := m.CreateSessionWithID("slow", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CreateSessionWithID("busy", nil); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				if _, err := m.GetSession("busy"); err != nil {
+					t.Errorf("busy session lost while in use: %v", err)
+					return
+				}
+			}
+		}
+	})
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the idle session was never evicted")
+	}
+	time.Sleep(600 * time.Millisecond) // the hook blocks for two timeouts
+	close(release)
+	m.Sweep()
+	close(stop)
+	wg.Wait()
+	if _, err := m.GetSession("busy"); err != nil {
+		t.Errorf("a session used every 5 ms was evicted after a slow hook: %v", err)
+	}
+}
+
+// TestShutdownContextRefusesNewRequests: while ShutdownContext drains, a new
+// request fails at once, so that a steady load cannot hold the drain open.
+func TestShutdownContextRefusesNewRequests(t *testing.T) {
+	m, _ := newTestManager(t)
+	s, _ := m.GetSession(mustCreate(t, m))
+	if err := s.beginRequest(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- m.ShutdownContext(context.Background()) }()
+	waitFor(t, func() bool { return m.c.state.Load() != stateOpen })
+	err := s.beginRequest()
+	if !errors.Is(err, ErrSessionClosed) || !errors.Is(err, ErrManagerClosed) {
+		t.Fatalf("new request during the drain: %v", err)
+	}
+	s.endRequest()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -569,6 +569,24 @@ func TestHTTP3(t *testing.T) {
 	if s3.hs.Load().useHTTP3(u) {
 		t.Error("DisableHTTP3 session would use HTTP/3")
 	}
+
+	// Sessions closed while requests race to start on them leave no QUIC
+	// transport behind (goleak in TestMain sees its goroutines).
+	for range 20 {
+		s := newSessionFor(t, m, &protocol.SessionConfig{CACerts: caPEM, ForceHTTP3: true})
+		get(t, s, h3URL+"/get")
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				if resp, err := s.Get(context.Background(), h3URL+"/get"); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+		_ = s.Close()
+		wg.Wait()
+	}
 }
 
 // TestInFlightEndToEnd: a session whose request lasts longer than the idle
@@ -787,4 +805,78 @@ func FuzzUnmarshalSession(f *testing.F) {
 			t.Fatalf("round trip changed the session")
 		}
 	})
+}
+
+// TestClientIsACopy: a library that reconfigures the Client it was given
+// does not reconfigure the session.
+func TestClientIsACopy(t *testing.T) {
+	srv, _, _ := newHTTPBin(t)
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, nil)
+	c := s.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Get(srv.URL + "/redirect/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("the library's own policy: status %d", resp.StatusCode)
+	}
+	resp, _ = get(t, s, srv.URL+"/redirect/1")
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the session's policy changed with its Client's: status %d", resp.StatusCode)
+	}
+}
+
+// TestDialCancelledByClose: closing the session ends a Dial stuck on a
+// proxy that never answers the CONNECT.
+func TestDialCancelledByClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	accepted := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+			accepted <- struct{}{}
+		}
+	})
+	defer func() {
+		ln.Close()
+		wg.Wait()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, &protocol.SessionConfig{Proxy: "http://" + ln.Addr().String()})
+	errc := make(chan error)
+	go func() {
+		_, err := s.Dial(context.Background(), "tcp", "example.com:443")
+		errc <- err
+	}()
+	<-accepted
+	_ = s.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrSessionClosed) {
+			t.Errorf("Dial ended by Close: %v, want ErrSessionClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Dial not cancelled by Close")
+	}
+	if m.Stats().InFlight != 0 {
+		t.Errorf("InFlight = %d after the cancelled Dial", m.Stats().InFlight)
+	}
 }

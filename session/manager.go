@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -57,9 +58,10 @@ type core struct {
 	waiters  []*waiter
 	nWaiting atomic.Int64
 
-	state atomic.Int32  // open, then closing
-	idle  chan struct{} // signalled when inFlight drops to 0 while closing
-	done  chan struct{} // closed when shutdown has finished
+	sweeping sync.RWMutex  // held for reading by every sweep
+	state    atomic.Int32  // open, then closing
+	idle     chan struct{} // signalled when inFlight drops to 0 while closing
+	done     chan struct{} // closed when shutdown has finished
 }
 
 const (
@@ -178,8 +180,12 @@ func (m *Manager) CreateSessionWait(ctx context.Context, config *protocol.Sessio
 // Shutdown) and gives the ID.
 func (m *Manager) GetSession(sessionID string) (*Session, error) {
 	c := m.c
-	if s, ok := c.reg.Get(sessionID, c.tb.Coarse()); ok {
-		return s, nil
+	// Only valid IDs are ever registered, so a hit needs no validation; the
+	// length bound keeps a huge ID from being hashed. A miss says why.
+	if len(sessionID) <= idgen.MaxLen {
+		if s, ok := c.reg.Get(sessionID, c.tb.Coarse()); ok {
+			return s, nil
+		}
 	}
 	return nil, c.errNotFound(sessionID)
 }
@@ -227,8 +233,9 @@ func (m *Manager) ListSessions() []SessionStats {
 }
 
 // SessionCount returns the number of registered sessions. It never exceeds
-// MaxSessions.
-func (m *Manager) SessionCount() int { return int(m.c.active.Load()) }
+// the cap, except after SetMaxSessions lowered the cap below it: that closes
+// nothing, and creates fail until the count is below the new cap.
+func (m *Manager) SessionCount() int { return int(max(m.c.active.Load(), 0)) }
 
 // Sweep runs one eviction pass now, on the caller's goroutine, and returns
 // how many sessions it evicted. It does nothing when the timeout is 0 or
@@ -273,7 +280,7 @@ func (m *Manager) SessionTimeout() time.Duration { return time.Duration(m.c.time
 func (m *Manager) Stats() ManagerStats {
 	c := m.c
 	return ManagerStats{
-		Active:   c.active.Load(),
+		Active:   max(c.active.Load(), 0),
 		Created:  c.created.Load(),
 		Closed:   c.closed.Load(),
 		Evicted:  c.evicted.Load(),
@@ -290,7 +297,7 @@ func (c *core) errNotFound(id string) error {
 		if err := idgen.Validate(id); err != nil {
 			return err
 		}
-		return ErrManagerClosed
+		return fmt.Errorf("%w: looking up %q", ErrManagerClosed, id)
 	}
 	return errNotFound(id)
 }
@@ -405,19 +412,20 @@ func (c *core) register(id string, config *protocol.SessionConfig) error {
 // insert registers s in a slot already reserved; on failure it gives the
 // slot back.
 func (c *core) insert(s *Session) error {
-	id := s.id
-	switch err := c.reg.Insert(s.entry); {
-	case err == nil:
+	err := c.reg.Insert(s.entry)
+	if err == nil {
+		// Counted once visible, so that SessionCount never shows a session
+		// that fails to register. A close that wins the race to here takes
+		// active below the truth for a moment; readers clamp at zero.
 		c.active.Add(1)
 		c.created.Add(1)
 		return nil
-	case errors.Is(err, shard.ErrExists):
-		c.release()
-		return errExists(id)
-	default: // shard.ErrClosed: Shutdown got there first
-		c.release()
-		return ErrManagerClosed
 	}
+	c.release()
+	if errors.Is(err, shard.ErrExists) {
+		return errExists(s.id)
+	}
+	return ErrManagerClosed // shard.ErrClosed: Shutdown got there first
 }
 
 // left accounts for a session that has just left the registry, counting it
@@ -429,6 +437,9 @@ func (c *core) left(counter *atomic.Int64) {
 }
 
 func (c *core) sweep() int {
+	// Shutdown waits for sweeps in progress, so that no hook runs after it.
+	c.sweeping.RLock()
+	defer c.sweeping.RUnlock()
 	timeout := c.timeout.Load()
 	if timeout <= 0 || c.state.Load() != stateOpen {
 		return 0
@@ -487,6 +498,12 @@ func (c *core) shutdown(ctx context.Context, drain bool) error {
 	}
 	defer close(c.done)
 	c.sweeper.Stop()
+	// Wait for Sweep calls in progress: the lock is free once they are
+	// done, and later ones see the state and return at once. It is not
+	// held further, so a shutdown hook may still call Sweep.
+	c.sweeping.Lock()
+	//lint:ignore SA2001 the critical section is the wait itself
+	c.sweeping.Unlock()
 
 	c.waitMu.Lock()
 	for _, w := range c.waiters {

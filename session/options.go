@@ -102,16 +102,20 @@ func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
 // session has left the registry and before the Manager closes it, so the
 // hook may save its state. It runs on the goroutine of the sweep or the
 // Shutdown, after the sweep has released every lock, so a slow hook delays
-// neither Gets nor creates nor the sweep itself (only the next one). A panic
-// in the hook is recovered and logged, and the session is closed anyway.
-// Sessions closed by their holder or by CloseSession do not run it.
+// neither Gets nor the clock they read; it delays the next sweep, and, at
+// the cap, creates: the evicted session's slot is freed once the hook has
+// returned and the session is closed. A panic in the hook is recovered and
+// logged, and the session is closed anyway. Sessions closed by their holder
+// or by CloseSession do not run it. The hook must not call Shutdown or
+// ShutdownContext, which wait for the sweep it runs in.
 func WithOnEvict(hook func(s *Session, reason EvictReason)) Option {
 	return func(o *options) { o.onEvict = hook }
 }
 
 // WithOnSweep sets a function called after every sweep, background or
 // Sweep, with how long it took and how many sessions it evicted; for
-// metrics. It runs on the sweeping goroutine and must be quick.
+// metrics. It runs on the sweeping goroutine, must be quick, and must not
+// call Shutdown or ShutdownContext.
 func WithOnSweep(f func(took time.Duration, evicted int)) Option {
 	return func(o *options) { o.onSweep = f }
 }

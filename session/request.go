@@ -62,15 +62,18 @@ func (s *Session) Post(ctx context.Context, url, contentType string, body io.Rea
 }
 
 // Client returns an *http.Client that is this session, for libraries that
-// take one: its requests count, refresh and close exactly like those of Do.
-// It does not resolve relative URLs (http.Client cannot). On a closed
-// session its requests fail with ErrSessionClosed.
+// take one: its requests count, refresh and close exactly like those of Do,
+// through the session's own transport and cookie jar. Each call returns a
+// new Client, so a library that changes its Timeout or CheckRedirect
+// changes only its own. It does not resolve relative URLs (http.Client
+// cannot). On a closed session its requests fail with ErrSessionClosed.
 func (s *Session) Client() *http.Client {
 	h, err := s.http()
 	if err != nil {
 		return &http.Client{Transport: closedTransport{}}
 	}
-	return h.client
+	c := *h.client
+	return &c
 }
 
 type closedTransport struct{}

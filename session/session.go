@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -112,8 +113,10 @@ func (s *Session) Touch() {
 func (s *Session) CreatedAt() time.Time { return s.tb.Time(s.createdAt) }
 
 // LastUsed returns when the session was last used: created, fetched with
-// GetSession, touched, or sent a request. It may lag GetSession calls by the
-// Manager's clock resolution (at most a second).
+// GetSession, touched, or sent a request. A GetSession is recorded with the
+// Manager's coarse clock, rounded up, so the time it records may be up to
+// the clock's resolution (at most a second) after the real one; LastUsed
+// never returns a time after now.
 func (s *Session) LastUsed() time.Time { return s.tb.Time(s.lastUsed(s.tb.Now())) }
 
 // IdleTime returns how long the session has not been used; 0 while a
@@ -198,6 +201,12 @@ func (s *Session) beginRequest() error {
 	if !s.entry.Touch(s.tb.Now()) || s.closed.Load() {
 		s.endRequest()
 		return ErrSessionClosed
+	}
+	// A Manager shutting down takes no new requests, so that the ones in
+	// flight can drain.
+	if s.mgr != nil && s.mgr.state.Load() != stateOpen {
+		s.endRequest()
+		return fmt.Errorf("%w: %w", ErrSessionClosed, ErrManagerClosed)
 	}
 	s.requests.Add(1)
 	return nil

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -38,9 +39,14 @@ type httpState struct {
 	tcp     atomic.Pointer[http.Transport]
 	mu      sync.Mutex        // guards what follows
 	retired []*http.Transport // replaced by SetProxy; closed when idle
-	h3      *http3.Transport
-	udp     *quic.Transport
-	altSvc  map[string]string // https origin -> its h3 alternative; "": HTTP/3 failed there
+	// nRetired is len(retired), read without the lock on every request.
+	nRetired atomic.Int32
+	h3       *http3.Transport
+	udp      *quic.Transport
+	// altSvc maps an https origin to its h3 alternative ("": HTTP/3 failed
+	// there). Read on every https request, so it is replaced, never
+	// changed: writers copy it under mu.
+	altSvc atomic.Pointer[map[string]string]
 }
 
 // http returns the session's request machinery, building it on first use.
@@ -201,11 +207,9 @@ func (h *httpState) http3() *http3.Transport {
 // bound to LocalAddress if set.
 func (h *httpState) dialQUIC(ctx context.Context, addr string, tlsConf *tls.Config, qc *quic.Config) (*quic.Conn, error) {
 	network := "udp"
-	h.mu.Lock()
-	if alt := h.altSvc[addr]; alt != "" {
+	if alt := h.altFor(addr); alt != "" {
 		addr = alt
 	}
-	h.mu.Unlock()
 	addr, tcpNet := h.route("tcp", addr)
 	if tcpNet == "tcp4" {
 		network = "udp4"
@@ -275,9 +279,31 @@ func (h *httpState) useHTTP3(u *url.URL) bool {
 	if u.Scheme != "https" || cfg != nil && (cfg.DisableHTTP3 || cfg.ForceHTTP1 || cfg.ForceHTTP2) || h.s.proxy.Load() != nil {
 		return false
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.altSvc[authority(u)] != ""
+	return h.altFor(authority(u)) != ""
+}
+
+// altFor returns origin's h3 alternative, "" if none.
+func (h *httpState) altFor(origin string) string {
+	if m := h.altSvc.Load(); m != nil {
+		return (*m)[origin]
+	}
+	return ""
+}
+
+// setAlt records origin's h3 alternative (alt "" marks HTTP/3 as failed
+// there; del removes the record). The caller holds h.mu.
+func (h *httpState) setAlt(origin, alt string, del bool) {
+	old := h.altSvc.Load()
+	m := make(map[string]string)
+	if old != nil {
+		maps.Copy(m, *old)
+	}
+	if del {
+		delete(m, origin)
+	} else {
+		m[origin] = alt
+	}
+	h.altSvc.Store(&m)
 }
 
 // authority returns u's host:port, with the scheme's default port.
@@ -302,20 +328,18 @@ func (h *httpState) noteAltSvc(u *url.URL, resp *http.Response) {
 	}
 	origin := authority(u)
 	alt, ok := parseAltSvcH3(v, u.Hostname())
+	cleared := strings.TrimSpace(v) == "clear"
+	if !ok && !cleared || ok && h.altFor(origin) == alt {
+		return // nothing new: the common case takes no lock
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.altSvc == nil {
-		h.altSvc = map[string]string{}
+	if m := h.altSvc.Load(); m != nil {
+		if prev, seen := (*m)[origin]; seen && prev == "" {
+			return // HTTP/3 failed here before: stay on TCP
+		}
 	}
-	if prev, seen := h.altSvc[origin]; seen && prev == "" {
-		return // HTTP/3 failed here before: stay on TCP
-	}
-	switch {
-	case ok:
-		h.altSvc[origin] = alt
-	case strings.TrimSpace(v) == "clear":
-		delete(h.altSvc, origin)
-	}
+	h.setAlt(origin, alt, cleared)
 }
 
 // parseAltSvcH3 returns the authority of the first h3 alternative in an
@@ -345,9 +369,7 @@ func parseAltSvcH3(v, host string) (string, bool) {
 func (h *httpState) markHTTP3Broken(u *url.URL) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.altSvc != nil {
-		h.altSvc[authority(u)] = ""
-	}
+	h.setAlt(authority(u), "", false)
 }
 
 // setProxy switches the proxy: a new transport, so that no connection made
@@ -358,6 +380,7 @@ func (h *httpState) setProxy() {
 	old.CloseIdleConnections()
 	h.mu.Lock()
 	h.retired = append(h.retired, old)
+	h.nRetired.Store(int32(len(h.retired)))
 	h.mu.Unlock()
 }
 
@@ -368,10 +391,14 @@ func (h *httpState) afterRequest() {
 		h.closeConnections()
 		return
 	}
+	if h.nRetired.Load() == 0 {
+		return
+	}
 	h.mu.Lock()
 	retired := h.retired
 	if h.s.inFlight.Load() == 0 {
 		h.retired = nil
+		h.nRetired.Store(0)
 	}
 	h.mu.Unlock()
 	for _, t := range retired {
@@ -387,24 +414,29 @@ func (h *httpState) close() {
 
 func (h *httpState) closeConnections() {
 	h.tcp.Load().CloseIdleConnections()
+	// Decide once, under the lock, what to close: a request that begins
+	// now on the closing session fails before it touches HTTP/3, so with
+	// none in flight the QUIC transport is ours to close.
 	h.mu.Lock()
-	retired, h3, udp := h.retired, h.h3, h.udp
+	retired := h.retired
 	h.retired = nil
+	h.nRetired.Store(0)
+	var h3 *http3.Transport
+	var udp *quic.Transport
 	if h.s.inFlight.Load() == 0 {
+		h3, udp = h.h3, h.udp
 		h.h3, h.udp = nil, nil
 	}
 	h.mu.Unlock()
 	for _, t := range retired {
 		t.CloseIdleConnections()
 	}
-	if h.s.inFlight.Load() == 0 {
-		if h3 != nil {
-			_ = h3.Close()
-		}
-		if udp != nil {
-			_ = udp.Close()
-			_ = udp.Conn.Close()
-		}
+	if h3 != nil {
+		_ = h3.Close()
+	}
+	if udp != nil {
+		_ = udp.Close()
+		_ = udp.Conn.Close()
 	}
 }
 

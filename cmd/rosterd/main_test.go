@@ -343,4 +343,3 @@ func TestIsLoopback(t *testing.T) {
 		}
 	}
 }
-
