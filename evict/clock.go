@@ -66,6 +66,9 @@ func (t *Timebase) Refresh() {
 	}
 }
 
+// WallNow returns Now as a time.Time, for APIs that want a clock function.
+func (t *Timebase) WallNow() time.Time { return t.Time(t.Now()) }
+
 // Time converts a stamp back to a time.Time.
 func (t *Timebase) Time(stamp int64) time.Time { return time.Unix(0, stamp) }
 

@@ -35,17 +35,29 @@ func (c *manualClock) Add(d time.Duration) {
 func TestHeapAgainstModel(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	var h Heap[int]
-	var model []int64 // keys; values equal keys here
+	var model []int64 // keys; values are unique: the step that pushed them
 	for step := range 20000 {
 		switch op := r.IntN(10); {
 		case op < 5 || len(model) == 0:
 			k := r.Int64N(1000)
-			h.Push(k, int(k))
+			h.Push(k, step)
 			model = append(model, k)
 		case op < 7:
 			h.PopMin()
 			slices.Sort(model)
 			model = model[1:]
+		case op < 8 && h.Len() > 0:
+			// Remove a value near the end, as a short-lived entry leaves.
+			i := h.Len() - 1 - r.IntN(min(h.Len(), 8))
+			v, k := h.At(i).Value, h.At(i).At
+			if !h.RemoveNearEnd(v, 8) {
+				t.Fatalf("step %d: RemoveNearEnd missed %d at %d of %d", step, v, i, h.Len())
+			}
+			j := slices.Index(model, k)
+			model = slices.Delete(model, j, j+1)
+			if h.RemoveNearEnd(-1, 8) {
+				t.Fatalf("step %d: RemoveNearEnd removed a value never pushed", step)
+			}
 		case op < 9:
 			k := h.Min().At + r.Int64N(100)
 			h.SetMin(k)

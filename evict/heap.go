@@ -13,7 +13,7 @@ type Item[E any] struct {
 // Besides the usual operations it lets the sweeper raise the key of any item
 // in place and restore the order afterwards in one O(n) pass (Init), which is
 // cheaper than n sift-downs when most items are stale at once.
-type Heap[E any] struct {
+type Heap[E comparable] struct {
 	items []Item[E]
 }
 
@@ -88,6 +88,26 @@ func (h *Heap[E]) Filter(keep func(E) bool) {
 		h.items = append(make([]Item[E], 0, 2*n), h.items...)
 	}
 	h.Init()
+}
+
+// RemoveNearEnd removes v if it is among the last n items in storage order,
+// and reports whether it did. A value pushed recently is usually there (a
+// push moves an item up only past older, smaller keys), so this lets a
+// short-lived value leave at once instead of waiting to be filtered out.
+func (h *Heap[E]) RemoveNearEnd(v E, n int) bool {
+	for i := len(h.items) - 1; i >= 0 && i >= len(h.items)-n; i-- {
+		if h.items[i].Value != v {
+			continue
+		}
+		last := len(h.items) - 1
+		h.RemoveAt(i)
+		if i < last { // the former last item now sits at i: put it in order
+			h.up(i)
+			h.down(i)
+		}
+		return true
+	}
+	return false
 }
 
 // Reset empties the heap and releases its storage.

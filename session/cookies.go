@@ -11,36 +11,36 @@ import (
 type CookieState = protocol.CookieState
 
 // Cookies returns every unexpired cookie in the session's jar with all its
-// attributes; nil without a jar.
+// attributes; nil if it has none or no jar.
 func (s *Session) Cookies() []CookieState {
-	if s.jar == nil {
-		return nil
+	if j := s.cookieJar(false); j != nil {
+		return j.Export()
 	}
-	return s.jar.Export()
+	return nil
 }
 
 // SetCookies adds cookies to the session's jar, replacing those with the
 // same domain, path and name. If any is invalid it adds none and says which.
 // It fails without a jar (WithoutCookieJar).
 func (s *Session) SetCookies(cs []CookieState) error {
-	if s.jar == nil {
+	if s.noJar {
 		return fmt.Errorf("session %q has no cookie jar", s.id)
 	}
-	return s.jar.Import(cs)
+	return s.cookieJar(true).Import(cs)
 }
 
 // ClearCookies empties the session's jar.
 func (s *Session) ClearCookies() {
-	if s.jar != nil {
-		s.jar.Clear()
+	if j := s.cookieJar(false); j != nil {
+		j.Clear()
 	}
 }
 
 func (s *Session) cookieCount() int {
-	if s.jar == nil {
-		return 0
+	if j := s.cookieJar(false); j != nil {
+		return j.Len()
 	}
-	return s.jar.Len()
+	return 0
 }
 
 // SetProxy switches the session's proxy: an http://, https:// or socks5://

@@ -27,9 +27,10 @@ type Session struct {
 	createdAt int64 // stamp
 	tb        *evict.Timebase
 	mgr       *core // nil for a session outside any Manager
-	entry     *shard.Entry[*Session]
-	jar       *cookies.Jar // nil with WithoutCookieJar
-	tickets   *ticketCache
+	entry     shard.Entry[*Session]
+	noJar     bool                        // WithoutCookieJar
+	jar       atomic.Pointer[cookies.Jar] // made on first use
+	tickets   ticketCache
 	proxy     atomic.Pointer[url.URL]
 
 	hs   atomic.Pointer[httpState] // built on first use
@@ -63,10 +64,8 @@ func newSession(id string, cfg *protocol.SessionConfig, tb *evict.Timebase, mgr 
 		return nil, err
 	}
 	now := tb.Now()
-	s := &Session{id: id, config: cfg.Clone(), preset: p, createdAt: now, tb: tb, mgr: mgr, tickets: &ticketCache{}}
-	if cfg == nil || !cfg.WithoutCookieJar {
-		s.jar = cookies.New(&cookies.Options{Now: func() time.Time { return tb.Time(tb.Now()) }})
-	}
+	s := &Session{id: id, config: cfg.Clone(), preset: p, createdAt: now, tb: tb, mgr: mgr}
+	s.noJar = cfg != nil && cfg.WithoutCookieJar
 	if cfg != nil && cfg.Proxy != "" {
 		u, err := url.Parse(cfg.Proxy) // Validate has checked it
 		if err != nil {
@@ -74,8 +73,23 @@ func newSession(id string, cfg *protocol.SessionConfig, tb *evict.Timebase, mgr 
 		}
 		s.proxy.Store(u)
 	}
-	s.entry = shard.NewEntry(id, s, now)
+	s.entry.Init(id, s, now)
 	return s, nil
+}
+
+// cookieJar returns the session's jar, making it on first use if create is
+// set; nil without a jar. An idle session that never got a cookie costs no
+// jar.
+func (s *Session) cookieJar(create bool) *cookies.Jar {
+	if j := s.jar.Load(); j != nil || !create || s.noJar {
+		return j
+	}
+	var o *cookies.Options
+	if s.tb.Manual() { // the jar's expiry follows the injected clock
+		o = &cookies.Options{Now: s.tb.WallNow}
+	}
+	s.jar.CompareAndSwap(nil, cookies.New(o))
+	return s.jar.Load()
 }
 
 // ID returns the session's ID.
@@ -161,7 +175,7 @@ func (s *Session) Stats() SessionStats {
 // ErrSessionClosed, and closes every connection, TCP and QUIC. It is
 // idempotent and always returns nil; the error is there for io.Closer.
 func (s *Session) Close() error {
-	removed := s.mgr != nil && s.mgr.reg.Remove(s.entry)
+	removed := s.mgr != nil && s.mgr.reg.Remove(&s.entry)
 	s.shutdown()
 	if removed {
 		s.mgr.left(&s.mgr.closed)

@@ -77,22 +77,22 @@ func (c *ticketCache) export() []protocol.TLSSession {
 	return out
 }
 
-// parseTickets checks saved TLS sessions and returns them ready for a cache.
-func parseTickets(saved []protocol.TLSSession) (*ticketCache, error) {
-	c := &ticketCache{}
+// load checks saved TLS sessions and puts them in the cache. On error the
+// cache may hold some of them.
+func (c *ticketCache) load(saved []protocol.TLSSession) error {
 	for i, t := range saved {
 		if t.Key == "" {
-			return nil, fmt.Errorf("tlsSessions[%d]: empty key", i)
+			return fmt.Errorf("tlsSessions[%d]: empty key", i)
 		}
 		state, err := tls.ParseSessionState(t.State)
 		if err != nil {
-			return nil, fmt.Errorf("tlsSessions[%d] (%q): %v", i, t.Key, err)
+			return fmt.Errorf("tlsSessions[%d] (%q): %v", i, t.Key, err)
 		}
 		cs, err := tls.NewResumptionState(t.Ticket, state)
 		if err != nil {
-			return nil, fmt.Errorf("tlsSessions[%d] (%q): %v", i, t.Key, err)
+			return fmt.Errorf("tlsSessions[%d] (%q): %v", i, t.Key, err)
 		}
 		c.Put(t.Key, cs)
 	}
-	return c, nil
+	return nil
 }

@@ -92,7 +92,7 @@ func newHTTPState(s *Session) (*httpState, error) {
 
 	h.tlsConf = &tls.Config{
 		InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // the caller asked for it
-		ClientSessionCache: s.tickets,
+		ClientSessionCache: &s.tickets,
 	}
 	if cfg.CACerts != "" {
 		pool, err := x509.SystemCertPool()
@@ -119,8 +119,8 @@ func newHTTPState(s *Session) (*httpState, error) {
 		Timeout:       time.Duration(cfg.Timeout) * time.Millisecond,
 		CheckRedirect: redirectPolicy(cfg),
 	}
-	if s.jar != nil {
-		h.client.Jar = s.jar
+	if j := s.cookieJar(true); j != nil {
+		h.client.Jar = j
 	}
 	return h, nil
 }

@@ -24,9 +24,17 @@ type Entry[V any] struct {
 
 // NewEntry returns an Entry for key and value, last used at stamp now.
 func NewEntry[V any](key string, value V, now int64) *Entry[V] {
-	e := &Entry[V]{key: key, value: value}
-	e.stamp.Store(now)
+	e := new(Entry[V])
+	e.Init(key, value, now)
 	return e
+}
+
+// Init readies a zero Entry for key and value, last used at stamp now, for
+// an Entry embedded in the value it holds (which saves an allocation). Call
+// it once, before Insert.
+func (e *Entry[V]) Init(key string, value V, now int64) {
+	e.key, e.value = key, value
+	e.stamp.Store(now)
 }
 
 // Key returns the entry's key.

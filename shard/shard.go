@@ -185,6 +185,11 @@ func (s *shard[V]) remove(e *Entry[V], h uint64) bool {
 		return false
 	}
 	s.unlink(e, h)
+	// A short-lived entry is usually near the end of the heap: take it
+	// out now. Others wait there, flagged, for the sweeper or a Filter.
+	if s.heap.RemoveNearEnd(e, 8) {
+		return true
+	}
 	s.removed++
 	// Removed entries wait in the heap until the sweeper reaches them; keep
 	// them from outnumbering the live ones so memory stays bounded when
