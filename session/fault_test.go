@@ -485,7 +485,7 @@ func faultBoundaryRound(t *testing.T, seed uint64, shards int) (saved, evicted i
 			last := sweepDone.Load()
 			rest := odd[:0]
 			for j, i := range odd {
-				e := &handles[i].entry
+				e := handles[i].entry
 				if !e.Removed() {
 					if shards == 1 && !last {
 						// One shard evicts in order: wait on the next.

@@ -412,7 +412,7 @@ func (c *core) register(id string, config *protocol.SessionConfig) error {
 // insert registers s in a slot already reserved; on failure it gives the
 // slot back.
 func (c *core) insert(s *Session) error {
-	err := c.reg.Insert(&s.entry)
+	err := c.reg.Insert(s.entry)
 	if err == nil {
 		// Counted once visible, so that SessionCount never shows a session
 		// that fails to register. A close that wins the race to here takes

@@ -27,11 +27,13 @@ type Session struct {
 	createdAt int64 // stamp
 	tb        *evict.Timebase
 	mgr       *core // nil for a session outside any Manager
-	entry     shard.Entry[*Session]
-	noJar     bool                        // WithoutCookieJar
-	jar       atomic.Pointer[cookies.Jar] // made on first use
-	tickets   ticketCache
-	proxy     atomic.Pointer[url.URL]
+	// entry is allocated apart, not embedded: Gets touch entries only, and
+	// packed together they stay in cache where Sessions would not.
+	entry   *shard.Entry[*Session]
+	noJar   bool                        // WithoutCookieJar
+	jar     atomic.Pointer[cookies.Jar] // made on first use
+	tickets ticketCache
+	proxy   atomic.Pointer[url.URL]
 
 	hs   atomic.Pointer[httpState] // built on first use
 	hsMu sync.Mutex
@@ -73,7 +75,7 @@ func newSession(id string, cfg *protocol.SessionConfig, tb *evict.Timebase, mgr 
 		}
 		s.proxy.Store(u)
 	}
-	s.entry.Init(id, s, now)
+	s.entry = shard.NewEntry(id, s, now)
 	return s, nil
 }
 
@@ -175,7 +177,7 @@ func (s *Session) Stats() SessionStats {
 // ErrSessionClosed, and closes every connection, TCP and QUIC. It is
 // idempotent and always returns nil; the error is there for io.Closer.
 func (s *Session) Close() error {
-	removed := s.mgr != nil && s.mgr.reg.Remove(&s.entry)
+	removed := s.mgr != nil && s.mgr.reg.Remove(s.entry)
 	s.shutdown()
 	if removed {
 		s.mgr.left(&s.mgr.closed)

@@ -23,18 +23,14 @@ type Entry[V any] struct {
 }
 
 // NewEntry returns an Entry for key and value, last used at stamp now.
+//
+// Entries are small (32 bytes for a pointer value) and allocated apart from
+// their values on purpose: a Get reads only the entry, and entries packed
+// together stay in cache where the values they point to would not.
 func NewEntry[V any](key string, value V, now int64) *Entry[V] {
-	e := new(Entry[V])
-	e.Init(key, value, now)
-	return e
-}
-
-// Init readies a zero Entry for key and value, last used at stamp now, for
-// an Entry embedded in the value it holds (which saves an allocation). Call
-// it once, before Insert.
-func (e *Entry[V]) Init(key string, value V, now int64) {
-	e.key, e.value = key, value
+	e := &Entry[V]{key: key, value: value}
 	e.stamp.Store(now)
+	return e
 }
 
 // Key returns the entry's key.
