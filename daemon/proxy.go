@@ -51,14 +51,8 @@ func (s *Server) proxySession(w http.ResponseWriter, r *http.Request) *session.S
 	}
 	sess, err := s.m.GetSession(id)
 	if err != nil {
-		status := http.StatusNotFound
-		switch {
-		case errors.Is(err, session.ErrInvalidID):
-			status = http.StatusBadRequest
-		case errors.Is(err, session.ErrManagerClosed):
-			status = http.StatusServiceUnavailable
-		}
-		s.proxyError(w, status, "roster: "+err.Error())
+		// 404 unknown, 400 invalid ID, 503 shutting down: as the API says.
+		s.proxyError(w, statusOf(err), "roster: "+err.Error())
 		return nil
 	}
 	return sess
