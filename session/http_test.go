@@ -880,3 +880,38 @@ func TestDialCancelledByClose(t *testing.T) {
 		t.Errorf("InFlight = %d after the cancelled Dial", m.Stats().InFlight)
 	}
 }
+
+// TestLastRequestClosesQUIC: Close leaves the QUIC transport to the
+// requests still in flight, and the last of them to end, whichever path it
+// ends by, closes it.
+func TestLastRequestClosesQUIC(t *testing.T) {
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, &protocol.SessionConfig{ForceHTTP3: true})
+	h, err := s.http()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.http3()
+	if _, err := h.quicTransport(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.beginRequest(); err != nil { // a request in flight
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	h.mu.Lock()
+	kept := h.udp != nil && h.h3 != nil
+	h.mu.Unlock()
+	if !kept {
+		t.Fatal("Close tore QUIC down under a request in flight")
+	}
+	if err := s.beginRequest(); !errors.Is(err, ErrSessionClosed) { // refused, but counted for a moment
+		t.Fatalf("request on a closed session: %v", err)
+	}
+	s.endRequest() // the last one
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.udp != nil || h.h3 != nil {
+		t.Error("the last request to end left the QUIC transport open")
+	}
+}

@@ -231,7 +231,15 @@ func (s *Session) beginRequest() error {
 // endRequest ends a request begun by beginRequest and records a use.
 func (s *Session) endRequest() {
 	s.entry.Touch(s.tb.Now())
-	s.inFlight.Add(-1)
+	// The last request to end on a closed session closes what Close could
+	// not while requests were in flight (its QUIC transport). Every path
+	// that counted a request ends here, refused ones included, so one of
+	// them sees the count reach zero.
+	if s.inFlight.Add(-1) == 0 && s.closed.Load() {
+		if h := s.hs.Load(); h != nil {
+			h.closeConnections()
+		}
+	}
 	if s.mgr != nil {
 		s.mgr.requestEnded()
 	}
