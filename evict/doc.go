@@ -1,10 +1,11 @@
 // Package evict holds the pieces of idle eviction that know nothing about
 // what is evicted: the time base that stamps use, the idle min-heap each shard
-// keeps, and the single sweeper goroutine that drives the sweeps.
+// keeps, and the single sweeper goroutine that drives the sweeps (with a
+// small goroutine beside it that keeps the coarse clock fresh).
 //
 // Stamps are int64 nanoseconds since the Unix epoch. A registry writes one on
 // every use; reading the system clock on every use would cost more than the
-// lookup itself, so Timebase keeps a coarse reading that the sweeper
+// lookup itself, so Timebase keeps a coarse reading that the clock
 // goroutine refreshes, rounded up by its resolution so that a stamp is never
 // earlier than the use it records: eviction may come up to one resolution
 // late, never early. An injected Clock is read exactly on every call, so tests
