@@ -384,13 +384,10 @@ func (h *httpState) setProxy() {
 	h.mu.Unlock()
 }
 
-// afterRequest closes connections that no longer serve the session: those
-// of retired transports, and all of them once the session is closed.
+// afterRequest closes the idle connections of transports retired by
+// SetProxy, once no request may still use them. (On a closed session,
+// endRequest closes everything when the last request ends.)
 func (h *httpState) afterRequest() {
-	if h.s.closed.Load() {
-		h.closeConnections()
-		return
-	}
 	if h.nRetired.Load() == 0 {
 		return
 	}
