@@ -182,7 +182,7 @@ func (h *httpState) sendOnce(req *http.Request) (*http.Response, error) {
 		return h.tcp.Load().RoundTrip(req)
 	}
 	resp, err := h.http3().RoundTrip(req)
-	if err == nil || req.Context().Err() != nil || h.s.config != nil && h.s.config.ForceHTTP3 {
+	if err == nil || req.Context().Err() != nil || h.s.config.ForceHTTP3 {
 		return resp, err
 	}
 	h.markHTTP3Broken(req.URL)

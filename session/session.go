@@ -22,7 +22,7 @@ import (
 // slot; GetSession never returns a closed session.
 type Session struct {
 	id        string
-	config    *protocol.SessionConfig // owned copy; nil means defaults
+	config    *protocol.SessionConfig // owned copy, never nil
 	preset    *preset.Preset
 	createdAt int64 // stamp
 	tb        *evict.Timebase
@@ -65,10 +65,13 @@ func newSession(id string, cfg *protocol.SessionConfig, tb *evict.Timebase, mgr 
 	if err != nil {
 		return nil, err
 	}
+	if cfg = cfg.Clone(); cfg == nil {
+		cfg = &protocol.SessionConfig{}
+	}
 	now := tb.Now()
-	s := &Session{id: id, config: cfg.Clone(), preset: p, createdAt: now, tb: tb, mgr: mgr}
-	s.noJar = cfg != nil && cfg.WithoutCookieJar
-	if cfg != nil && cfg.Proxy != "" {
+	s := &Session{id: id, config: cfg, preset: p, createdAt: now, tb: tb, mgr: mgr}
+	s.noJar = cfg.WithoutCookieJar
+	if cfg.Proxy != "" {
 		u, err := url.Parse(cfg.Proxy) // Validate has checked it
 		if err != nil {
 			return nil, err
@@ -97,13 +100,10 @@ func (s *Session) cookieJar(create bool) *cookies.Jar {
 // ID returns the session's ID.
 func (s *Session) ID() string { return s.id }
 
-// Config returns a copy of the session's configuration, with the proxy set
+// Config returns a copy of the session's configuration (never nil), with the proxy set
 // by SetProxy, if any.
 func (s *Session) Config() *protocol.SessionConfig {
 	c := s.config.Clone()
-	if c == nil {
-		c = &protocol.SessionConfig{}
-	}
 	c.Proxy = ""
 	if u := s.proxy.Load(); u != nil {
 		c.Proxy = u.String()

@@ -73,9 +73,6 @@ func (s *Session) http() (*httpState, error) {
 
 func newHTTPState(s *Session) (*httpState, error) {
 	cfg := s.config
-	if cfg == nil {
-		cfg = &protocol.SessionConfig{}
-	}
 	h := &httpState{s: s, defaults: http.Header{}, retry: newRetryPolicy(cfg)}
 	h.closed, h.cancel = context.WithCancelCause(context.Background())
 	for k, v := range cfg.Headers {
@@ -129,9 +126,6 @@ func newHTTPState(s *Session) (*httpState, error) {
 // its connections are never shared with another session.
 func (h *httpState) newTCPTransport() *http.Transport {
 	cfg := h.s.config
-	if cfg == nil {
-		cfg = &protocol.SessionConfig{}
-	}
 	t := &http.Transport{
 		Proxy:                 h.proxy,
 		DialContext:           h.dial,
@@ -178,9 +172,6 @@ func (h *httpState) dial(ctx context.Context, network, addr string) (net.Conn, e
 // route applies ConnectTo and PreferIPv4 to a dial.
 func (h *httpState) route(network, addr string) (string, string) {
 	cfg := h.s.config
-	if cfg == nil {
-		return addr, network
-	}
 	if to, ok := cfg.ConnectTo[addr]; ok {
 		addr = to
 	}
@@ -249,7 +240,7 @@ func (h *httpState) quicTransport() (*quic.Transport, error) {
 		return h.udp, nil
 	}
 	var laddr *net.UDPAddr
-	if cfg := h.s.config; cfg != nil && cfg.LocalAddress != "" {
+	if cfg := h.s.config; cfg.LocalAddress != "" {
 		laddr = &net.UDPAddr{IP: net.ParseIP(cfg.LocalAddress)}
 	}
 	conn, err := net.ListenUDP("udp", laddr)
@@ -273,10 +264,10 @@ func hostOf(addr string) string {
 // not failed, unless DisableHTTP3, a forced protocol or a proxy rules it out.
 func (h *httpState) useHTTP3(u *url.URL) bool {
 	cfg := h.s.config
-	if cfg != nil && cfg.ForceHTTP3 {
+	if cfg.ForceHTTP3 {
 		return true
 	}
-	if u.Scheme != "https" || cfg != nil && (cfg.DisableHTTP3 || cfg.ForceHTTP1 || cfg.ForceHTTP2) || h.s.proxy.Load() != nil {
+	if u.Scheme != "https" || cfg.DisableHTTP3 || cfg.ForceHTTP1 || cfg.ForceHTTP2 || h.s.proxy.Load() != nil {
 		return false
 	}
 	return h.altFor(authority(u)) != ""
