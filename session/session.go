@@ -100,8 +100,8 @@ func (s *Session) cookieJar(create bool) *cookies.Jar {
 // ID returns the session's ID.
 func (s *Session) ID() string { return s.id }
 
-// Config returns a copy of the session's configuration (never nil), with the proxy set
-// by SetProxy, if any.
+// Config returns a copy of the session's configuration, never nil, with
+// the proxy set by SetProxy, if any.
 func (s *Session) Config() *protocol.SessionConfig {
 	c := s.config.Clone()
 	c.Proxy = ""
