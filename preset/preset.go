@@ -81,12 +81,61 @@ type Preset struct {
 	Version  string   // the browser version, e.g. "158" or "26.0"
 	Platform string   // "windows", "macos", "linux", "android", "ios" or a user's own
 	Mobile   bool     // whether the browser presents itself as mobile
-	Headers  []Header // in the order the browser sends them
+	Headers  []Header // in the order the browser sends them, names in its case
+
+	// HeaderOrder is the order of every header name the browser may send
+	// on a request, lowercase, including those a request adds (cookie,
+	// referer, origin, content-type, content-length). A fingerprinted
+	// transport writes headers in this order, over HTTP/1.1 and HTTP/2;
+	// headers it does not list follow, sorted. Empty means the order of
+	// Headers.
+	HeaderOrder []string
+
+	// TLS is the browser's ClientHello; nil keeps Go's crypto/tls.
+	TLS *TLS
+	// HTTP2 is the browser's HTTP/2 connection preface and HEADERS shape;
+	// nil keeps Go's HTTP/2. A preset with TLS needs HTTP2 too: the two
+	// are one transport.
+	HTTP2 *HTTP2
 
 	// Set when the preset is registered, so that Apply does no string work.
 	compiled *Header  // &Headers[0] when keys were computed, to detect a replaced slice
 	keys     []string // canonical form of each Headers[i].Name
 	ae       int      // index of Accept-Encoding in Headers, or -1
+	order    []string // HeaderOrder, or the lowercase names of Headers
+	wire     map[string]string
+}
+
+// Fingerprinted reports whether p shapes TLS and HTTP/2 as well as headers.
+func (p *Preset) Fingerprinted() bool { return p.TLS != nil }
+
+// Order returns the lowercase header order a fingerprinted transport
+// writes: HeaderOrder, or the names of Headers. The slice is shared: do
+// not change it.
+func (p *Preset) Order() []string {
+	if p.order != nil {
+		return p.order
+	}
+	return orderOf(p)
+}
+
+// WireName returns how the browser spells the header whose canonical name
+// is key on HTTP/1.1 (e.g. "sec-ch-ua" for "Sec-Ch-Ua"), and false for a
+// header the preset does not have.
+func (p *Preset) WireName(key string) (string, bool) {
+	n, ok := p.wire[key]
+	return n, ok
+}
+
+func orderOf(p *Preset) []string {
+	if len(p.HeaderOrder) > 0 {
+		return p.HeaderOrder
+	}
+	o := make([]string, len(p.Headers))
+	for i, h := range p.Headers {
+		o[i] = strings.ToLower(h.Name)
+	}
+	return o
 }
 
 // Apply sets in h every header of p that h does not already have, so that
@@ -154,7 +203,14 @@ func (p *Preset) compile() {
 			p.ae = i
 		}
 	}
-	p.compiled = &p.Headers[0]
+	if len(p.Headers) > 0 {
+		p.compiled = &p.Headers[0]
+	}
+	p.order = orderOf(p)
+	p.wire = make(map[string]string, len(p.Headers))
+	for i, k := range p.keys {
+		p.wire[k] = p.Headers[i].Name
+	}
 }
 
 // registry is one immutable snapshot of every preset; Register replaces it
@@ -217,6 +273,24 @@ func Names() []string {
 func Register(p Preset) error {
 	q := p
 	q.Headers = slices.Clone(p.Headers)
+	q.HeaderOrder = slices.Clone(p.HeaderOrder)
+	if p.TLS != nil {
+		t := *p.TLS
+		t.ClientHello = slices.Clone(t.ClientHello)
+		t.Spec = slices.Clone(t.Spec)
+		q.TLS = &t
+	}
+	if p.HTTP2 != nil {
+		h := *p.HTTP2
+		h.Settings = slices.Clone(h.Settings)
+		h.Priorities = slices.Clone(h.Priorities)
+		h.PseudoHeaderOrder = slices.Clone(h.PseudoHeaderOrder)
+		if h.HeadersPriority != nil {
+			hp := *h.HeadersPriority
+			h.HeadersPriority = &hp
+		}
+		q.HTTP2 = &h
+	}
 	if err := q.validate(); err != nil {
 		return err
 	}
@@ -252,9 +326,6 @@ func (p *Preset) validate() error {
 	if err := validateName("name", p.Name); err != nil {
 		return err
 	}
-	if len(p.Headers) == 0 {
-		return fmt.Errorf("%w %q: no headers", ErrInvalidPreset, p.Name)
-	}
 	seen := make(map[string]bool, len(p.Headers))
 	for i, f := range p.Headers {
 		if f.Name == "" {
@@ -275,6 +346,32 @@ func (p *Preset) validate() error {
 			return fmt.Errorf("%w %q: header %q appears twice", ErrInvalidPreset, p.Name, f.Name)
 		}
 		seen[k] = true
+	}
+	for i, n := range p.HeaderOrder {
+		if n == "" || n != strings.ToLower(n) || strings.IndexFunc(n, func(r rune) bool { return r > '~' || !isTokenByte(byte(r)) }) >= 0 {
+			return fmt.Errorf("%w %q: headerOrder[%d] %q is not a lowercase HTTP token", ErrInvalidPreset, p.Name, i, n)
+		}
+		if slices.Contains(p.HeaderOrder[:i], n) {
+			return fmt.Errorf("%w %q: headerOrder[%d] %q appears twice", ErrInvalidPreset, p.Name, i, n)
+		}
+	}
+	if len(p.HeaderOrder) > 0 {
+		for _, f := range p.Headers {
+			if !slices.Contains(p.HeaderOrder, strings.ToLower(f.Name)) {
+				return fmt.Errorf("%w %q: header %q is missing from headerOrder", ErrInvalidPreset, p.Name, f.Name)
+			}
+		}
+	}
+	if (p.TLS == nil) != (p.HTTP2 == nil) {
+		return fmt.Errorf("%w %q: tls and http2 go together: give both or neither", ErrInvalidPreset, p.Name)
+	}
+	if p.TLS != nil {
+		if err := p.TLS.validate(); err != nil {
+			return fmt.Errorf("%w %q: %v", ErrInvalidPreset, p.Name, err)
+		}
+		if err := p.HTTP2.validate(); err != nil {
+			return fmt.Errorf("%w %q: %v", ErrInvalidPreset, p.Name, err)
+		}
 	}
 	return nil
 }
@@ -304,7 +401,7 @@ func isTokenByte(c byte) bool {
 	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
-//go:embed presets/*.json
+//go:embed presets/*.json presets/wire/*.json
 var builtinFS embed.FS
 
 // presetFile is the JSON form of one embedded preset.
@@ -316,47 +413,132 @@ type presetFile struct {
 	Mobile   bool       `json:"mobile"`
 	Aliases  []string   `json:"aliases"`
 	Headers  [][]string `json:"headers"` // each a [name, value] pair
+
+	HeaderOrder []string   `json:"headerOrder"`
+	TLS         *tlsFile   `json:"tls"`
+	HTTP2       *http2File `json:"http2"`
+	// Wire names a shared file under presets/wire/ that holds the tls,
+	// http2 and headerOrder sections, so that every preset of one browser
+	// engine carries the same identity from one place.
+	Wire string `json:"wire"`
+}
+
+// wireFile is the JSON form of a shared identity under presets/wire/.
+type wireFile struct {
+	HeaderOrder []string   `json:"headerOrder"`
+	TLS         *tlsFile   `json:"tls"`
+	HTTP2       *http2File `json:"http2"`
+}
+
+// Parse decodes a preset in the JSON form of the embedded presets (name,
+// browser, version, platform, mobile, headers as [name, value] pairs,
+// headerOrder, and the tls and http2 sections; aliases are ignored) and
+// validates it, for Register. A "wire" field names one of the shipped
+// identities ("chrome", "firefox", "safari") to take tls, http2 and
+// headerOrder from. Errors wrap ErrInvalidPreset and name the field.
+func Parse(data []byte) (Preset, error) {
+	p, _, err := parseFile("", data)
+	if err != nil {
+		return Preset{}, fmt.Errorf("%w: %w", ErrInvalidPreset, err)
+	}
+	q := *p
+	q.compiled, q.keys, q.order, q.wire = nil, nil, nil, nil
+	return q, nil
 }
 
 // parseFile decodes and validates one preset file; its name must match the
-// file name.
+// file name (when file is not "").
 func parseFile(file string, data []byte) (*Preset, []string, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
+	where := func(err error) error {
+		if file == "" {
+			return err
+		}
+		return fmt.Errorf("%s: %w", file, err)
+	}
 	var f presetFile
-	if err := dec.Decode(&f); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", file, err)
+	if err := decodeStrict(data, &f); err != nil {
+		return nil, nil, where(err)
 	}
-	if dec.More() {
-		return nil, nil, fmt.Errorf("%s: data after the JSON object", file)
-	}
-	if want := strings.TrimSuffix(path.Base(file), ".json"); f.Name != want {
-		return nil, nil, fmt.Errorf("%s: name %q does not match the file name (want %q)", file, f.Name, want)
+	if want := strings.TrimSuffix(path.Base(file), ".json"); file != "" && f.Name != want {
+		return nil, nil, where(fmt.Errorf("name %q does not match the file name (want %q)", f.Name, want))
 	}
 	p := &Preset{
-		Name:     f.Name,
-		Browser:  f.Browser,
-		Version:  f.Version,
-		Platform: f.Platform,
-		Mobile:   f.Mobile,
-		Headers:  make([]Header, len(f.Headers)),
+		Name:        f.Name,
+		Browser:     f.Browser,
+		Version:     f.Version,
+		Platform:    f.Platform,
+		Mobile:      f.Mobile,
+		Headers:     make([]Header, len(f.Headers)),
+		HeaderOrder: f.HeaderOrder,
 	}
 	for i, pair := range f.Headers {
 		if len(pair) != 2 {
-			return nil, nil, fmt.Errorf("%s: header %d has %d elements, want [name, value]", file, i, len(pair))
+			return nil, nil, where(fmt.Errorf("header %d has %d elements, want [name, value]", i, len(pair)))
 		}
 		p.Headers[i] = Header{Name: pair[0], Value: pair[1]}
 	}
+	tf, hf := f.TLS, f.HTTP2
+	if f.Wire != "" {
+		if tf != nil || hf != nil || len(f.HeaderOrder) > 0 {
+			return nil, nil, where(fmt.Errorf("wire %q: give either wire or tls, http2 and headerOrder", f.Wire))
+		}
+		w, err := loadWire(f.Wire)
+		if err != nil {
+			return nil, nil, where(err)
+		}
+		tf, hf, p.HeaderOrder = w.TLS, w.HTTP2, w.HeaderOrder
+	}
+	var err error
+	if tf != nil {
+		if p.TLS, err = tf.decode(); err != nil {
+			return nil, nil, where(err)
+		}
+	}
+	if hf != nil {
+		if p.HTTP2, err = hf.decode(); err != nil {
+			return nil, nil, where(err)
+		}
+	}
 	if err := p.validate(); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", file, err)
+		return nil, nil, where(err)
 	}
 	for _, a := range f.Aliases {
 		if err := validateName("alias", a); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", file, err)
+			return nil, nil, where(err)
 		}
 	}
 	p.compile()
 	return p, f.Aliases, nil
+}
+
+// decodeStrict decodes one JSON object into v, refusing unknown fields and
+// trailing data.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the JSON object")
+	}
+	return nil
+}
+
+// loadWire reads the shared identity presets/wire/NAME.json.
+func loadWire(name string) (*wireFile, error) {
+	if err := validateName("wire", name); err != nil {
+		return nil, err
+	}
+	data, err := builtinFS.ReadFile("presets/wire/" + name + ".json")
+	if err != nil {
+		return nil, fmt.Errorf("wire %q: no such identity (the shipped ones are chrome, firefox and safari)", name)
+	}
+	var w wireFile
+	if err := decodeStrict(data, &w); err != nil {
+		return nil, fmt.Errorf("wire %q: %w", name, err)
+	}
+	return &w, nil
 }
 
 // loadBuiltin reads every embedded preset file.

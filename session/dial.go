@@ -120,7 +120,10 @@ func (h *httpState) connect(ctx context.Context, pu *url.URL, addr string) (net.
 		c.Close()
 		return nil, err
 	}
-	resp.Body.Close()
+	// The tunnel starts right after the response head: its "body" is
+	// the server's bytes, so it is neither read nor closed here (a
+	// proxy that sends no Content-Length would make Close read until
+	// the server hangs up).
 	if resp.StatusCode != http.StatusOK {
 		c.Close()
 		return nil, fmt.Errorf("proxy %s refused CONNECT %s: %s", pu.Host, addr, resp.Status)

@@ -537,7 +537,11 @@ func TestHTTP3(t *testing.T) {
 	h3URL := "https://" + udp.LocalAddr().String()
 	m, _ := newTestManager(t)
 
-	s := newSessionFor(t, m, &protocol.SessionConfig{CACerts: caPEM, ForceHTTP3: true})
+	// HTTP/3 is Go's stack: a fingerprinted preset refuses it.
+	if _, err := m.CreateSession(&protocol.SessionConfig{ForceHTTP3: true}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("ForceHTTP3 with the fingerprinted default preset: %v, want ErrInvalidConfig", err)
+	}
+	s := newSessionFor(t, m, &protocol.SessionConfig{Preset: "go", CACerts: caPEM, ForceHTTP3: true})
 	resp, body := get(t, s, h3URL+"/get")
 	if resp.ProtoMajor != 3 || !strings.Contains(body, `"url"`) {
 		t.Fatalf("ForceHTTP3: %s, %.80q", resp.Proto, body)
@@ -552,7 +556,7 @@ func TestHTTP3(t *testing.T) {
 	alt.StartTLS()
 	defer alt.Close()
 	altURL := "https://" + alt.Listener.Addr().String()
-	s2 := newSessionFor(t, m, &protocol.SessionConfig{CACerts: caPEM})
+	s2 := newSessionFor(t, m, &protocol.SessionConfig{Preset: "go", CACerts: caPEM})
 	resp, _ = get(t, s2, altURL+"/get")
 	if resp.ProtoMajor == 3 {
 		t.Fatal("first request used HTTP/3 before any advertisement")
@@ -564,16 +568,22 @@ func TestHTTP3(t *testing.T) {
 	if !h.useHTTP3(u) {
 		t.Fatal("Alt-Svc h3 not recorded")
 	}
-	s3 := newSessionFor(t, m, &protocol.SessionConfig{CACerts: caPEM, DisableHTTP3: true})
+	s3 := newSessionFor(t, m, &protocol.SessionConfig{Preset: "go", CACerts: caPEM, DisableHTTP3: true})
 	get(t, s3, altURL+"/get")
 	if s3.hs.Load().useHTTP3(u) {
 		t.Error("DisableHTTP3 session would use HTTP/3")
+	}
+	// A fingerprinted session stays on TCP whatever the server advertises.
+	s4 := newSessionFor(t, m, &protocol.SessionConfig{CACerts: caPEM})
+	get(t, s4, altURL+"/get")
+	if resp, _ := get(t, s4, altURL+"/get"); resp.ProtoMajor == 3 || s4.hs.Load().useHTTP3(u) {
+		t.Error("a fingerprinted session would use HTTP/3 after Alt-Svc")
 	}
 
 	// Sessions closed while requests race to start on them leave no QUIC
 	// transport behind (goleak in TestMain sees its goroutines).
 	for range 20 {
-		s := newSessionFor(t, m, &protocol.SessionConfig{CACerts: caPEM, ForceHTTP3: true})
+		s := newSessionFor(t, m, &protocol.SessionConfig{Preset: "go", CACerts: caPEM, ForceHTTP3: true})
 		get(t, s, h3URL+"/get")
 		var wg sync.WaitGroup
 		for range 3 {
@@ -886,7 +896,7 @@ func TestDialCancelledByClose(t *testing.T) {
 // ends by, closes it.
 func TestLastRequestClosesQUIC(t *testing.T) {
 	m, _ := newTestManager(t)
-	s := newSessionFor(t, m, &protocol.SessionConfig{ForceHTTP3: true})
+	s := newSessionFor(t, m, &protocol.SessionConfig{Preset: "go", ForceHTTP3: true})
 	h, err := s.http()
 	if err != nil {
 		t.Fatal(err)

@@ -116,6 +116,9 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	for k, vv := range req.Header {
 		out.Header[http.CanonicalHeaderKey(k)] = vv
 	}
+	if !s.preset.Fingerprinted() {
+		delete(out.Header, HeaderOrderKey) // net/http would refuse the name
+	}
 	decode := req.Header.Get("Accept-Encoding") == "" && out.Header.Get("Accept-Encoding") != "" && req.Method != http.MethodHead
 
 	resp, err := h.send(ctx, out)

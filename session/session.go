@@ -65,6 +65,9 @@ func newSession(id string, cfg *protocol.SessionConfig, tb *evict.Timebase, mgr 
 	if err != nil {
 		return nil, err
 	}
+	if cfg != nil && cfg.ForceHTTP3 && p.Fingerprinted() {
+		return nil, fmt.Errorf("%w: forceHTTP3: preset %q speaks the browser's TLS and HTTP/2 over TCP, and an HTTP/3 connection would show Go's handshake; use preset \"go\" for HTTP/3", ErrInvalidConfig, p.Name)
+	}
 	if cfg = cfg.Clone(); cfg == nil {
 		cfg = &protocol.SessionConfig{}
 	}

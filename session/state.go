@@ -132,7 +132,7 @@ func restore(st *SessionState, tb *evict.Timebase, mgr *core) (*Session, error) 
 			return nil, fmt.Errorf("%w: %w", protocol.ErrInvalidState, err)
 		}
 	}
-	if err := s.tickets.load(st.TLSSessions); err != nil {
+	if err := s.tickets.load(st.TLSSessions, s.preset.Fingerprinted()); err != nil {
 		return nil, fmt.Errorf("%w: %w", protocol.ErrInvalidState, err)
 	}
 	return s, nil

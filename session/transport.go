@@ -36,9 +36,9 @@ type httpState struct {
 	closed context.Context
 	cancel context.CancelCauseFunc
 
-	tcp     atomic.Pointer[http.Transport]
-	mu      sync.Mutex        // guards what follows
-	retired []*http.Transport // replaced by SetProxy; closed when idle
+	tcp     atomic.Pointer[tcpHolder]
+	mu      sync.Mutex     // guards what follows
+	retired []tcpTransport // replaced by SetProxy; closed when idle
 	// nRetired is len(retired), read without the lock on every request.
 	nRetired atomic.Int32
 	h3       *http3.Transport
@@ -109,7 +109,7 @@ func newHTTPState(s *Session) (*httpState, error) {
 	if cfg.LocalAddress != "" {
 		h.dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(cfg.LocalAddress)}
 	}
-	h.tcp.Store(h.newTCPTransport())
+	h.tcp.Store(&tcpHolder{h.newTCPTransport()})
 
 	h.client = &http.Client{
 		Transport:     &roundTripper{h: h},
@@ -122,9 +122,20 @@ func newHTTPState(s *Session) (*httpState, error) {
 	return h, nil
 }
 
+// tcpHolder lets the transport, an interface, live in an atomic.Pointer.
+type tcpHolder struct{ tcpTransport }
+
 // newTCPTransport builds the session's own HTTP/1.1 and HTTP/2 transport:
-// its connections are never shared with another session.
-func (h *httpState) newTCPTransport() *http.Transport {
+// its connections are never shared with another session. A fingerprinted
+// preset gets the browser's stack, any other Go's.
+func (h *httpState) newTCPTransport() tcpTransport {
+	if h.s.preset.Fingerprinted() {
+		return h.newFPTransport()
+	}
+	return h.newGoTransport()
+}
+
+func (h *httpState) newGoTransport() *http.Transport {
 	cfg := h.s.config
 	t := &http.Transport{
 		Proxy:                 h.proxy,
@@ -261,13 +272,15 @@ func hostOf(addr string) string {
 
 // useHTTP3 reports whether a request to u goes over HTTP/3: always with
 // ForceHTTP3, and for an https origin that advertised h3 in Alt-Svc and has
-// not failed, unless DisableHTTP3, a forced protocol or a proxy rules it out.
+// not failed, unless DisableHTTP3, a forced protocol, a proxy or a
+// fingerprinted preset rules it out: the browser's handshake is over TCP,
+// and an HTTP/3 connection would show Go's.
 func (h *httpState) useHTTP3(u *url.URL) bool {
 	cfg := h.s.config
 	if cfg.ForceHTTP3 {
 		return true
 	}
-	if u.Scheme != "https" || cfg.DisableHTTP3 || cfg.ForceHTTP1 || cfg.ForceHTTP2 || h.s.proxy.Load() != nil {
+	if u.Scheme != "https" || cfg.DisableHTTP3 || cfg.ForceHTTP1 || cfg.ForceHTTP2 || h.s.proxy.Load() != nil || h.s.preset.Fingerprinted() {
 		return false
 	}
 	return h.altFor(authority(u)) != ""
@@ -367,7 +380,7 @@ func (h *httpState) markHTTP3Broken(u *url.URL) {
 // through the old proxy is reused; the old one's idle connections close now
 // and its busy ones once their requests end.
 func (h *httpState) setProxy() {
-	old := h.tcp.Swap(h.newTCPTransport())
+	old := h.tcp.Swap(&tcpHolder{h.newTCPTransport()}).tcpTransport
 	old.CloseIdleConnections()
 	h.mu.Lock()
 	h.retired = append(h.retired, old)

@@ -1,0 +1,337 @@
+package session
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	fhttp "github.com/bogdanfinn/fhttp"
+	"github.com/bogdanfinn/fhttp/http2"
+	utls "github.com/bogdanfinn/utls"
+	"github.com/rosterhq/roster/preset"
+)
+
+// HeaderOrderKey is a request header key whose values give the order, by
+// lowercase name, in which a fingerprinted session writes the request's
+// headers, over the preset's order:
+//
+//	req.Header[session.HeaderOrderKey] = []string{"user-agent", "accept", "x-mine"}
+//
+// Headers it does not name follow, sorted. It is never sent, and a session
+// on Go's own stack (preset "go") ignores it.
+const HeaderOrderKey = fhttp.HeaderOrderKey
+
+// tcpTransport is what carries a session's HTTP/1.1 and HTTP/2 requests:
+// net/http's Transport for Go's own stack, fpTransport for a browser's.
+type tcpTransport interface {
+	RoundTrip(*http.Request) (*http.Response, error)
+	CloseIdleConnections()
+}
+
+// fpTransport carries requests as the preset's browser: TLS through uTLS
+// with the browser's ClientHello, HTTP/2 with its SETTINGS, WINDOW_UPDATE,
+// priorities and pseudo-header order (fhttp), and headers in its order and
+// spelling. The session's API stays net/http: requests and responses are
+// translated at this boundary, bodies streamed both ways.
+type fpTransport struct {
+	h      *httpState
+	p      *preset.Preset
+	t1     *fhttp.Transport // HTTP/1.1, and HTTP/2 when ALPN picks it
+	h2c    *http2.Transport // ForceHTTP2 on http://: HTTP/2 by prior knowledge
+	order  []string         // host, connection, then the preset's order
+	tlsCfg *utls.Config     // shared by every connection; the spec is per connection
+	alpn   []string         // replaces the preset's ALPN when a protocol is forced
+}
+
+func (h *httpState) newFPTransport() *fpTransport {
+	cfg := h.s.config
+	p := h.s.preset
+	ft := &fpTransport{h: h, p: p}
+	ft.order = withConnHeaders(p.Order())
+	ft.tlsCfg = &utls.Config{
+		RootCAs:            h.tlsConf.RootCAs,
+		InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // the caller asked for it
+		ClientSessionCache: (*utlsTickets)(&h.s.tickets),
+		// The capture is a first connection: it has no pre_shared_key.
+		// Offer one only when there is a session to resume, as the
+		// browser does.
+		OmitEmptyPsk: true,
+	}
+	switch {
+	case cfg.ForceHTTP1:
+		ft.alpn = []string{"http/1.1"}
+	case cfg.ForceHTTP2:
+		ft.alpn = []string{"h2"}
+	}
+	ft.t1 = &fhttp.Transport{
+		Proxy:                 ft.proxy,
+		DialContext:           h.dial,
+		DialTLSContext:        ft.dialTLS,
+		TLSClientConfig:       ft.tlsCfg,
+		TLSHandshakeTimeout:   10 * time.Second,
+		DisableKeepAlives:     cfg.DisableKeepAlives,
+		DisableCompression:    true, // the session decodes what the preset asked for
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	if !cfg.ForceHTTP1 {
+		t2, err := http2.ConfigureTransports(ft.t1)
+		if err != nil { // only if t1 was configured before: it is new
+			panic("session: " + err.Error())
+		}
+		ft.shapeHTTP2(t2)
+	}
+	if cfg.ForceHTTP2 {
+		ft.h2c = &http2.Transport{
+			AllowHTTP: true,
+			DialTLS: func(network, addr string, _ *utls.Config) (net.Conn, error) {
+				ctx, cancel := context.WithTimeout(h.closed, 30*time.Second)
+				defer cancel()
+				return h.dialThrough(ctx, network, addr)
+			},
+			DisableCompression: true,
+		}
+		ft.shapeHTTP2(ft.h2c)
+	}
+	return ft
+}
+
+// shapeHTTP2 gives t the preset's HTTP/2 connection preface and HEADERS.
+func (ft *fpTransport) shapeHTTP2(t *http2.Transport) {
+	spec := ft.p.HTTP2
+	t.Settings = make(map[http2.SettingID]uint32, len(spec.Settings))
+	t.SettingsOrder = make([]http2.SettingID, len(spec.Settings))
+	for i, s := range spec.Settings {
+		t.Settings[http2.SettingID(s.ID)] = s.Value
+		t.SettingsOrder[i] = http2.SettingID(s.ID)
+	}
+	t.ConnectionFlow = spec.WindowUpdate
+	for _, pr := range spec.Priorities {
+		t.Priorities = append(t.Priorities, http2.Priority{StreamID: pr.StreamID, PriorityParam: priorityParam(pr.Priority)})
+	}
+	// fhttp sets the PRIORITY flag on HEADERS unless the priority is zero.
+	t.HeaderPriority = &http2.PriorityParam{}
+	if hp := spec.HeadersPriority; hp != nil {
+		pp := priorityParam(*hp)
+		t.HeaderPriority = &pp
+	}
+	t.PseudoHeaderOrder = spec.PseudoHeaderOrder
+	t.IdleConnTimeout = 90 * time.Second
+}
+
+func priorityParam(p preset.Priority) http2.PriorityParam {
+	return http2.PriorityParam{StreamDep: p.DependsOn, Exclusive: p.Exclusive, Weight: uint8(p.Weight - 1)}
+}
+
+// proxy is the fhttp Transport's Proxy function. Only http:// targets go
+// through it (as absolute-form requests, or SOCKS5); https targets reach
+// dialTLS, which tunnels through the proxy itself so that the handshake
+// with the server is the browser's.
+func (ft *fpTransport) proxy(req *fhttp.Request) (*url.URL, error) {
+	if req.URL.Scheme == "https" {
+		return nil, nil
+	}
+	return ft.h.s.proxy.Load(), nil
+}
+
+// dialTLS opens a connection to addr, through the session's proxy if any,
+// and runs the browser's TLS handshake on it.
+func (ft *fpTransport) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	raw, err := ft.h.dialThrough(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := ft.tlsCfg.Clone()
+	cfg.ServerName = hostOf(addr)
+	uc := utls.UClient(raw, cfg, utls.HelloCustom, false, false, false)
+	spec, err := ft.p.TLS.NewSpec()
+	if err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("preset %s: %w", ft.p.Name, err)
+	}
+	if ft.alpn != nil {
+		for _, e := range spec.Extensions {
+			if a, ok := e.(*utls.ALPNExtension); ok {
+				a.AlpnProtocols = ft.alpn
+			}
+		}
+	}
+	if err := uc.ApplyPreset(spec); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("preset %s: %w", ft.p.Name, err)
+	}
+	if err := uc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	// fhttp recognises a *utls.Conn, not the UConn around it, when it
+	// picks HTTP/2 by ALPN. After the handshake the UConn adds nothing:
+	// records, post-handshake tickets and key updates are the Conn's.
+	return uc.Conn, nil
+}
+
+// CloseIdleConnections closes the idle connections of every protocol.
+func (ft *fpTransport) CloseIdleConnections() {
+	ft.t1.CloseIdleConnections()
+	if ft.h2c != nil {
+		ft.h2c.CloseIdleConnections()
+	}
+}
+
+// RoundTrip sends req over fhttp and translates the response back.
+func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	freq := &fhttp.Request{
+		Method:           req.Method,
+		URL:              req.URL,
+		Proto:            req.Proto,
+		ProtoMajor:       req.ProtoMajor,
+		ProtoMinor:       req.ProtoMinor,
+		Header:           ft.header(req.Header),
+		Body:             req.Body,
+		ContentLength:    req.ContentLength,
+		TransferEncoding: req.TransferEncoding,
+		Close:            req.Close,
+		Host:             req.Host,
+		Trailer:          fhttp.Header(req.Trailer),
+	}
+	if req.GetBody != nil {
+		freq.GetBody = req.GetBody
+	}
+	freq = freq.WithContext(req.Context())
+	var (
+		fresp *fhttp.Response
+		err   error
+	)
+	if ft.h2c != nil && req.URL.Scheme == "http" {
+		fresp, err = ft.h2c.RoundTrip(freq)
+	} else {
+		fresp, err = ft.t1.RoundTrip(freq)
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp := &http.Response{
+		Status:           fresp.Status,
+		StatusCode:       fresp.StatusCode,
+		Proto:            fresp.Proto,
+		ProtoMajor:       fresp.ProtoMajor,
+		ProtoMinor:       fresp.ProtoMinor,
+		Header:           http.Header(fresp.Header),
+		ContentLength:    fresp.ContentLength,
+		TransferEncoding: fresp.TransferEncoding,
+		Close:            fresp.Close,
+		Uncompressed:     fresp.Uncompressed,
+		Trailer:          http.Header(fresp.Trailer),
+		Request:          req,
+		TLS:              connectionState(fresp.TLS),
+	}
+	resp.Body = fresp.Body
+	if fresp.Body != nil && fresp.Body != fhttp.NoBody {
+		resp.Body = &trailerBody{ReadCloser: fresp.Body, from: fresp, to: resp}
+	} else {
+		resp.Body = http.NoBody
+	}
+	return resp, nil
+}
+
+// header builds the request's fhttp header: each name spelled as the
+// browser spells it (HTTP/2 lowercases them all anyway) and an order, the
+// request's own (HeaderOrderKey) or the preset's. A keep-alive
+// Connection header is added as browsers send it over HTTP/1.1; HTTP/2
+// drops it.
+func (ft *fpTransport) header(h http.Header) fhttp.Header {
+	out := make(fhttp.Header, len(h)+2)
+	for k, vv := range h {
+		if k == HeaderOrderKey {
+			continue
+		}
+		if w, ok := ft.p.WireName(k); ok {
+			k = w
+		}
+		if k == "Accept-Encoding" {
+			// fhttp's HTTP/1.1 transport decodes every response to a
+			// request whose Accept-Encoding (looked up canonically)
+			// names gzip, whoever asked for it, and hangs on deflate.
+			// Under a lowercase key it leaves the body alone and the
+			// session decodes what it asked for; the cost is the
+			// name's case on HTTP/1.1 (HTTP/2 lowercases every name).
+			k = "accept-encoding"
+		}
+		out[k] = vv
+	}
+	if _, ok := h["Connection"]; !ok && !ft.h.s.config.DisableKeepAlives {
+		out["Connection"] = []string{"keep-alive"}
+	}
+	order := ft.order
+	if own, ok := h[HeaderOrderKey]; ok {
+		lower := make([]string, len(own))
+		for i, n := range own {
+			lower[i] = strings.ToLower(n)
+		}
+		order = withConnHeaders(lower)
+	}
+	out[fhttp.HeaderOrderKey] = order
+	return out
+}
+
+// withConnHeaders puts host and connection first in an order that does not
+// place them, as browsers write them over HTTP/1.1.
+func withConnHeaders(order []string) []string {
+	var front []string
+	for _, n := range []string{"host", "connection"} {
+		if !slices.Contains(order, n) {
+			front = append(front, n)
+		}
+	}
+	return append(front, order...)
+}
+
+// trailerBody copies the trailers fhttp read at the end of the body to the
+// net/http response: fhttp may store them in a map of its own.
+type trailerBody struct {
+	io.ReadCloser
+	from *fhttp.Response
+	to   *http.Response
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && len(b.from.Trailer) > 0 {
+		if b.to.Trailer == nil {
+			b.to.Trailer = http.Header{}
+		}
+		for k, vv := range b.from.Trailer {
+			b.to.Trailer[k] = vv
+		}
+	}
+	return n, err
+}
+
+// connectionState translates uTLS's connection state into crypto/tls's,
+// for Response.TLS.
+func connectionState(s *utls.ConnectionState) *tls.ConnectionState {
+	if s == nil {
+		return nil
+	}
+	return &tls.ConnectionState{
+		Version:                     s.Version,
+		HandshakeComplete:           s.HandshakeComplete,
+		DidResume:                   s.DidResume,
+		CipherSuite:                 s.CipherSuite,
+		NegotiatedProtocol:          s.NegotiatedProtocol,
+		NegotiatedProtocolIsMutual:  s.NegotiatedProtocolIsMutual, //nolint:staticcheck // kept for callers that read it
+		ServerName:                  s.ServerName,
+		PeerCertificates:            s.PeerCertificates,
+		VerifiedChains:              s.VerifiedChains,
+		SignedCertificateTimestamps: s.SignedCertificateTimestamps,
+		OCSPResponse:                s.OCSPResponse,
+	}
+}
