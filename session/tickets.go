@@ -18,8 +18,8 @@ const maxTickets = 64
 // again, so that a restored session resumes TLS where the saved one left
 // off.
 type ticketCache struct {
-	mu    sync.Mutex
-	keys  []string // insertion order, oldest first
+	mu   sync.Mutex
+	keys []string // insertion order, oldest first
 	// items holds *tls.ClientSessionState for Go's stack and
 	// *utls.ClientSessionState for a fingerprinted preset; a session uses
 	// one kind, so a lookup of the other kind is a miss.
