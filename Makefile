@@ -13,7 +13,10 @@ FUZZ_TARGETS = \
 	./cookies:FuzzSetCookieHeader \
 	./codec:FuzzNewReader \
 	./session:FuzzUnmarshalSession \
-	./daemon:FuzzProxyCredentials
+	./daemon:FuzzProxyCredentials \
+	./internal/fingerprint:FuzzParseClientHello \
+	./internal/fingerprint:FuzzReadHTTP2 \
+	./internal/fingerprint:FuzzReadHTTP1
 
 SOAK     ?= 60s
 

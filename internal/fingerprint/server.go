@@ -517,10 +517,24 @@ func ReadHTTP1(br *bufio.Reader) (*HTTP1, error) {
 			return h, nil
 		}
 		name, value, ok := strings.Cut(line, ":")
-		if !ok || name == "" || strings.ContainsAny(name, " \t") {
+		if !ok || !isToken(name) {
 			return nil, fmt.Errorf("%w: HTTP/1 header line %q", ErrMalformed, line)
 		}
 		h.HeaderOrder = append(h.HeaderOrder, name)
 		h.Headers = append(h.Headers, Header{Name: name, Value: strings.TrimSpace(value)})
 	}
+}
+
+// isToken reports whether s is an RFC 9110 token, what a header name must be.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isAlnum(c) && !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
 }

@@ -346,6 +346,8 @@ func TestReadHTTP1Errors(t *testing.T) {
 		{"GET / SPDY/3\r\n\r\n", true},
 		{"GET / HTTP/1.1\r\nno colon\r\n\r\n", true},
 		{"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", true},
+		{"GET / HTTP/1.1\r\n\r: x\r\n\r\n", true}, // found by FuzzReadHTTP1
+		{"GET / HTTP/1.1\r\n: x\r\n\r\n", true},
 		{"GET / HTTP/1.1\r\nX: " + strings.Repeat("a", maxHead) + "\r\n\r\n", true},
 	}
 	for _, tc := range tests {
