@@ -358,6 +358,14 @@ func TestCapturesConsistent(t *testing.T) {
 					t.Errorf("connection %d differs from connection 0: %v", i, d)
 				}
 			}
+			if len(c.HTTP1Connections) == 0 {
+				t.Fatal("no HTTP/1.1 connection")
+			}
+			for i, r := range c.HTTP1Connections {
+				if r.HTTP1 == nil || r.Protocol != "http/1.1" || r.TLS.JA4 != tc.ja4 || len(r.HTTP1.HeaderOrder) < 5 || r.HTTP1.HeaderOrder[0] != "Host" {
+					t.Errorf("HTTP/1.1 connection %d: %s %s %+v", i, r.Protocol, r.TLS.JA4, r.HTTP1)
+				}
+			}
 			if c.ExtensionOrderChanges != tc.shuffle {
 				t.Errorf("ExtensionOrderChanges = %t, want %t", c.ExtensionOrderChanges, tc.shuffle)
 			}

@@ -113,6 +113,10 @@ type Capture struct {
 	// between any two of the connections.
 	ExtensionOrderChanges bool     `json:"extension_order_changes"`
 	Connections           []Result `json:"connections"`
+	// HTTP1Connections are navigations to a server that accepts only
+	// http/1.1 in ALPN (the browser still offers h2): the browser's HTTP/1.1
+	// header order, with case.
+	HTTP1Connections []Result `json:"http1_connections,omitempty"`
 }
 
 // ReadCapture reads a Capture from a JSON file and checks it holds at least

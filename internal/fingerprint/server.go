@@ -97,9 +97,29 @@ type Server struct {
 	changed chan struct{} // closed and replaced whenever results grows
 }
 
+// Option changes how NewServer sets a Server up.
+type Option func(*options)
+
+type options struct {
+	alpn []string
+}
+
+// WithALPN sets the protocols the server accepts in ALPN, in its order of
+// preference; the default is h2, then http/1.1. WithALPN("http/1.1") makes
+// clients that offer h2 fall back to HTTP/1.1, as against a server without
+// HTTP/2, so their HTTP/1.1 header order can be seen.
+func WithALPN(protos ...string) Option {
+	return func(o *options) { o.alpn = append([]string(nil), protos...) }
+}
+
 // NewServer starts a Server on 127.0.0.1 with a fresh CA and a certificate it
-// signed for "localhost", 127.0.0.1 and ::1. ALPN offers h2 and http/1.1.
-func NewServer() (*Server, error) {
+// signed for "localhost", 127.0.0.1 and ::1. ALPN offers h2 and http/1.1
+// unless WithALPN says otherwise.
+func NewServer(opts ...Option) (*Server, error) {
+	o := options{alpn: []string{"h2", "http/1.1"}}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	caPEM, leaf, err := newCerts()
 	if err != nil {
 		return nil, err
@@ -112,7 +132,7 @@ func NewServer() (*Server, error) {
 	}
 	s := &Server{
 		ln:      ln,
-		cfg:     &tls.Config{Certificates: []tls.Certificate{leaf}, NextProtos: []string{"h2", "http/1.1"}},
+		cfg:     &tls.Config{Certificates: []tls.Certificate{leaf}, NextProtos: o.alpn},
 		caPEM:   caPEM,
 		pool:    pool,
 		conns:   map[net.Conn]struct{}{},

@@ -175,6 +175,25 @@ func TestHTTP1HeaderOrder(t *testing.T) {
 	}
 }
 
+// TestWithALPN: a server that accepts only http/1.1 makes a client that
+// offers h2 fall back, and still shows the client's full ALPN list.
+func TestWithALPN(t *testing.T) {
+	s, err := NewServer(WithALPN("http/1.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.RootCAs()}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	r := getJSON(t, &http.Client{Transport: tr}, s.URL())
+	if r.Protocol != "http/1.1" || r.HTTP1 == nil || r.HTTP2 != nil || !slices.Equal(r.TLS.ALPN, []string{"h2", "http/1.1"}) {
+		t.Errorf("protocol %s, HTTP1 %v, ALPN %v; want http/1.1 with h2 offered", r.Protocol, r.HTTP1, r.TLS.ALPN)
+	}
+	if !slices.Equal(r.HTTP1.HeaderOrder, []string{"Host", "User-Agent", "Accept-Encoding"}) {
+		t.Errorf("Go's HTTP/1.1 header order %v", r.HTTP1.HeaderOrder)
+	}
+}
+
 // TestBadClients: bytes that are not TLS, a handshake that fails and an
 // HTTP/2 connection with a bad preface are dropped; the server goes on.
 func TestBadClients(t *testing.T) {

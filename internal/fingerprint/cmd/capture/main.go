@@ -34,7 +34,12 @@ func main() {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	log.Printf("server at %s (%s)", s.URL(), s.Addr())
+	s1, err := fingerprint.NewServer(fingerprint.WithALPN("http/1.1"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s1.Close()
+	log.Printf("server at %s (%s), http/1.1 only at %s", s.URL(), s.Addr(), s1.URL())
 
 	browsers := []struct {
 		name, file string
@@ -48,18 +53,19 @@ func main() {
 		if *only != "" && *only != b.name {
 			continue
 		}
-		if err := capture(s, b.name, filepath.Join(*out, b.file), *runs, *timeout, b.run); err != nil {
+		if err := capture(s, s1, b.name, filepath.Join(*out, b.file), *runs, *timeout, b.run); err != nil {
 			log.Printf("%s: %v", b.name, err)
 			failed = true
 		}
 	}
 	if failed {
 		s.Close()
+		s1.Close()
 		os.Exit(1)
 	}
 }
 
-func capture(s *fingerprint.Server, name, path string, runs int, timeout time.Duration,
+func capture(s, s1 *fingerprint.Server, name, path string, runs int, timeout time.Duration,
 	start func(context.Context, *fingerprint.Server, string) *exec.Cmd) error {
 	v, err := exec.Command(name, "--version").Output()
 	if err != nil {
@@ -78,6 +84,16 @@ func capture(s *fingerprint.Server, name, path string, runs int, timeout time.Du
 		log.Printf("%s run %d: conn %d %s %s %s", name, i+1, r.Conn, r.Protocol, r.TLS.JA4, akamai(r))
 		c.Connections = append(c.Connections, r)
 	}
+	// One navigation to the http/1.1-only server for the HTTP/1.1 header order.
+	r, err := runOnce(s1, timeout, start)
+	if err != nil {
+		return fmt.Errorf("http/1.1 run: %w", err)
+	}
+	if r.HTTP1 == nil {
+		return fmt.Errorf("http/1.1 run: the browser spoke %s", r.Protocol)
+	}
+	log.Printf("%s http/1.1 run: conn %d %s %v", name, r.Conn, r.TLS.JA4, r.HTTP1.HeaderOrder)
+	c.HTTP1Connections = append(c.HTTP1Connections, r)
 	c.UserAgent = c.Connections[0].UserAgent()
 	for i := range c.Connections {
 		for j := i + 1; j < len(c.Connections); j++ {
