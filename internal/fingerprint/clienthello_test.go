@@ -332,7 +332,7 @@ func TestCapturesConsistent(t *testing.T) {
 		{"firefox-153-esr-linux.json", "t13d1617h2_86a278354501_3cbfd9057e0d", "1:65536;2:0;4:131072;5:16384|12517377|0|m,p,a,s", false},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			c, err := ReadCapture("../../testdata/fingerprints/" + tc.file)
+			c, err := LoadCapture(strings.TrimSuffix(tc.file, ".json"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -385,5 +385,8 @@ func TestReadCaptureErrors(t *testing.T) {
 	}
 	if _, err := ReadCapture(dir + "/missing.json"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("ReadCapture(missing) = %v, want os.ErrNotExist", err)
+	}
+	if _, err := LoadCapture("no-such-browser"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LoadCapture(no-such-browser) = %v, want os.ErrNotExist", err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 )
@@ -134,4 +136,16 @@ func ReadCapture(path string) (*Capture, error) {
 		return nil, fmt.Errorf("fingerprint: capture %s has no connections", path)
 	}
 	return &c, nil
+}
+
+// LoadCapture reads the committed capture called name ("chromium-156-linux",
+// "firefox-153-esr-linux") from testdata/fingerprints at the repository root,
+// found from this package's source location, so tests in any package can use
+// it. It needs the source tree, as tests have.
+func LoadCapture(name string) (*Capture, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return nil, fmt.Errorf("fingerprint: capture %s: cannot locate the source tree", name)
+	}
+	return ReadCapture(filepath.Join(filepath.Dir(file), "..", "..", "testdata", "fingerprints", name+".json"))
 }
