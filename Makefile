@@ -13,11 +13,14 @@ FUZZ_TARGETS = \
 	./cookies:FuzzSetCookieHeader \
 	./codec:FuzzNewReader \
 	./session:FuzzUnmarshalSession \
-	./daemon:FuzzProxyCredentials
+	./daemon:FuzzProxyCredentials \
+	./internal/fingerprint:FuzzParseClientHello \
+	./internal/fingerprint:FuzzReadHTTP2 \
+	./internal/fingerprint:FuzzReadHTTP1
 
 SOAK     ?= 60s
 
-.PHONY: all run example test vet lint bench fuzz cover stress load soak
+.PHONY: all run example test vet lint bench fuzz cover stress load soak fingerprints
 
 all: test
 
@@ -71,3 +74,10 @@ load:
 ## soak: a bounded mixed load (SOAK=60s) that checks counters, goroutines and heap at the end.
 soak:
 	$(GO) run ./cmd/roster-soak -duration $(SOAK)
+
+## fingerprints: capture Debian's chromium and firefox-esr, headless, through the fingerprinting
+## server on loopback into testdata/fingerprints/ (installs them with apt-get; not run by CI).
+fingerprints:
+	@command -v chromium >/dev/null && command -v firefox-esr >/dev/null && command -v certutil >/dev/null || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium firefox-esr libnss3-tools; }
+	$(GO) run ./internal/fingerprint/cmd/capture -out testdata/fingerprints -runs 3
