@@ -91,6 +91,12 @@ type Preset struct {
 	// Headers.
 	HeaderOrder []string
 
+	// OmitOnHTTP1 lists headers, lowercase, that the browser sends over
+	// HTTP/2 only (Chrome's priority, Firefox's te). A fingerprinted
+	// transport leaves them out of requests it knows go over HTTP/1.1:
+	// plain http:// without forceHTTP2, or any with forceHTTP1.
+	OmitOnHTTP1 []string
+
 	// TLS is the browser's ClientHello; nil keeps Go's crypto/tls.
 	TLS *TLS
 	// HTTP2 is the browser's HTTP/2 connection preface and HEADERS shape;
@@ -274,6 +280,7 @@ func Register(p Preset) error {
 	q := p
 	q.Headers = slices.Clone(p.Headers)
 	q.HeaderOrder = slices.Clone(p.HeaderOrder)
+	q.OmitOnHTTP1 = slices.Clone(p.OmitOnHTTP1)
 	if p.TLS != nil {
 		t := *p.TLS
 		t.ClientHello = slices.Clone(t.ClientHello)
@@ -362,6 +369,11 @@ func (p *Preset) validate() error {
 			}
 		}
 	}
+	for i, n := range p.OmitOnHTTP1 {
+		if n == "" || n != strings.ToLower(n) || strings.IndexFunc(n, func(r rune) bool { return r > '~' || !isTokenByte(byte(r)) }) >= 0 {
+			return fmt.Errorf("%w %q: omitOnHTTP1[%d] %q is not a lowercase HTTP token", ErrInvalidPreset, p.Name, i, n)
+		}
+	}
 	if (p.TLS == nil) != (p.HTTP2 == nil) {
 		return fmt.Errorf("%w %q: tls and http2 go together: give both or neither", ErrInvalidPreset, p.Name)
 	}
@@ -415,6 +427,7 @@ type presetFile struct {
 	Headers  [][]string `json:"headers"` // each a [name, value] pair
 
 	HeaderOrder []string   `json:"headerOrder"`
+	OmitOnHTTP1 []string   `json:"omitOnHTTP1"`
 	TLS         *tlsFile   `json:"tls"`
 	HTTP2       *http2File `json:"http2"`
 	// Wire names a shared file under presets/wire/ that holds the tls,
@@ -426,6 +439,7 @@ type presetFile struct {
 // wireFile is the JSON form of a shared identity under presets/wire/.
 type wireFile struct {
 	HeaderOrder []string   `json:"headerOrder"`
+	OmitOnHTTP1 []string   `json:"omitOnHTTP1"`
 	TLS         *tlsFile   `json:"tls"`
 	HTTP2       *http2File `json:"http2"`
 }
@@ -470,6 +484,7 @@ func parseFile(file string, data []byte) (*Preset, []string, error) {
 		Mobile:      f.Mobile,
 		Headers:     make([]Header, len(f.Headers)),
 		HeaderOrder: f.HeaderOrder,
+		OmitOnHTTP1: f.OmitOnHTTP1,
 	}
 	for i, pair := range f.Headers {
 		if len(pair) != 2 {
@@ -479,14 +494,14 @@ func parseFile(file string, data []byte) (*Preset, []string, error) {
 	}
 	tf, hf := f.TLS, f.HTTP2
 	if f.Wire != "" {
-		if tf != nil || hf != nil || len(f.HeaderOrder) > 0 {
-			return nil, nil, where(fmt.Errorf("wire %q: give either wire or tls, http2 and headerOrder", f.Wire))
+		if tf != nil || hf != nil || len(f.HeaderOrder) > 0 || len(f.OmitOnHTTP1) > 0 {
+			return nil, nil, where(fmt.Errorf("wire %q: give either wire or tls, http2, headerOrder and omitOnHTTP1", f.Wire))
 		}
 		w, err := loadWire(f.Wire)
 		if err != nil {
 			return nil, nil, where(err)
 		}
-		tf, hf, p.HeaderOrder = w.TLS, w.HTTP2, w.HeaderOrder
+		tf, hf, p.HeaderOrder, p.OmitOnHTTP1 = w.TLS, w.HTTP2, w.HeaderOrder, w.OmitOnHTTP1
 	}
 	var err error
 	if tf != nil {

@@ -194,7 +194,7 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		Proto:            req.Proto,
 		ProtoMajor:       req.ProtoMajor,
 		ProtoMinor:       req.ProtoMinor,
-		Header:           ft.header(req.Header),
+		Header:           ft.header(req.Header, ft.http1Only(req.URL)),
 		Body:             req.Body,
 		ContentLength:    req.ContentLength,
 		TransferEncoding: req.TransferEncoding,
@@ -242,18 +242,29 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// http1Only reports whether a request to u surely goes over HTTP/1.1.
+// (An https request whose server picks http/1.1 by ALPN is known only once
+// connected; it keeps the HTTP/2-only headers.)
+func (ft *fpTransport) http1Only(u *url.URL) bool {
+	cfg := ft.h.s.config
+	return cfg.ForceHTTP1 || u.Scheme == "http" && !cfg.ForceHTTP2
+}
+
 // header builds the request's fhttp header: each name spelled as the
 // browser spells it (HTTP/2 lowercases them all anyway) and an order, the
 // request's own (HeaderOrderKey) or the preset's. A keep-alive
 // Connection header is added as browsers send it over HTTP/1.1; HTTP/2
 // drops it.
-func (ft *fpTransport) header(h http.Header) fhttp.Header {
+func (ft *fpTransport) header(h http.Header, http1 bool) fhttp.Header {
 	out := make(fhttp.Header, len(h)+2)
 	for k, vv := range h {
 		if k == HeaderOrderKey {
 			continue
 		}
 		if w, ok := ft.p.WireName(k); ok {
+			if http1 && slices.Contains(ft.p.OmitOnHTTP1, strings.ToLower(w)) {
+				continue
+			}
 			k = w
 		}
 		if k == "Accept-Encoding" {

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,6 +130,12 @@ func TestPresetHeadersOnTheWire(t *testing.T) {
 	for _, ph := range p.Headers {
 		name := http.CanonicalHeaderKey(ph.Name)
 		if name == "Accept-Language" {
+			continue
+		}
+		if slices.Contains(p.OmitOnHTTP1, strings.ToLower(name)) { // this is HTTP/1.1
+			if v := h.Get(name); v != "" {
+				t.Errorf("%s = %q on HTTP/1.1, which the browser sends only over HTTP/2", name, v)
+			}
 			continue
 		}
 		if h.Get(name) != ph.Value {

@@ -1,0 +1,310 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rosterhq/roster/internal/fingerprint"
+	"github.com/rosterhq/roster/preset"
+	"github.com/rosterhq/roster/protocol"
+)
+
+// fpServer starts the project's fingerprinting server and returns it with
+// a config that reaches it as https://localhost:PORT (so SNI is sent, as a
+// browser sends it) and trusts its certificate.
+func fpServer(t *testing.T, opts ...fingerprint.Option) (*fingerprint.Server, protocol.SessionConfig) {
+	t.Helper()
+	srv, err := fingerprint.NewServer(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	_, port, _ := net.SplitHostPort(srv.Addr())
+	return srv, protocol.SessionConfig{
+		CACerts:   string(srv.CertPEM()),
+		ConnectTo: map[string]string{"localhost:" + port: srv.Addr()},
+	}
+}
+
+// fetchResult makes one request through s and returns what the server saw,
+// as it answered it.
+func fetchResult(t *testing.T, s *Session, url string) fingerprint.Result {
+	t.Helper()
+	resp, body := get(t, s, url)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	var r fingerprint.Result
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatalf("fingerprint answer: %v\n%.200s", err, body)
+	}
+	return r
+}
+
+func loadCapture(t *testing.T, name string) *fingerprint.Capture {
+	t.Helper()
+	c, err := fingerprint.LoadCapture(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// engineCapture is the capture whose TLS and HTTP/2 each shipped browser
+// preset carries.
+var engineCapture = map[string]string{"chrome": "chromium-156-linux", "firefox": "firefox-153-esr-linux"}
+
+// TestPresetsMatchCaptures: a session is the browser its preset names, as
+// the fingerprinting server sees it. The presets copied from Debian's
+// browsers (and chrome-latest) match the captures in everything that
+// identifies a client: JA4, sorted JA3, the Akamai HTTP/2 string, the
+// HEADERS priority and the header order. Every other chrome-* and
+// firefox-* preset carries its engine's TLS and HTTP/2.
+func TestPresetsMatchCaptures(t *testing.T) {
+	srv, base := fpServer(t)
+	m, _ := newTestManager(t)
+	whole := map[string]string{
+		"chrome-156-linux":      "chromium-156-linux",
+		"chrome-latest":         "chromium-156-linux",
+		"firefox-153-esr-linux": "firefox-153-esr-linux",
+	}
+	for _, name := range preset.Names() {
+		p, _ := preset.Lookup(name)
+		captureName, ok := engineCapture[p.Browser]
+		if !ok {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			want := loadCapture(t, captureName).Connections[0]
+			cfg := base
+			cfg.Preset = name
+			s := newSessionFor(t, m, &cfg)
+			got := fetchResult(t, s, srv.URL())
+			if _, ok := whole[name]; ok {
+				for _, d := range fingerprint.Compare(want, got) {
+					t.Error(d)
+				}
+				return
+			}
+			if got.TLS.JA4 != want.TLS.JA4 || got.TLS.JA3SortedHash != want.TLS.JA3SortedHash {
+				t.Errorf("TLS: JA4 %s, sorted JA3 %s; want %s's %s, %s", got.TLS.JA4, got.TLS.JA3SortedHash, captureName, want.TLS.JA4, want.TLS.JA3SortedHash)
+			}
+			if got.HTTP2 == nil || got.HTTP2.Akamai != want.HTTP2.Akamai {
+				t.Errorf("HTTP/2: got %+v, want Akamai %s", got.HTTP2, want.HTTP2.Akamai)
+			}
+		})
+	}
+}
+
+// TestPresetHeaderValuesMatchCaptures: the copied presets send the values
+// the browser sent, but for the User-Agent, which is the headful
+// browser's (headless Chromium says HeadlessChrome).
+func TestPresetHeaderValuesMatchCaptures(t *testing.T) {
+	srv, base := fpServer(t)
+	m, _ := newTestManager(t)
+	for name, captureName := range map[string]string{"chrome-156-linux": "chromium-156-linux", "firefox-153-esr-linux": "firefox-153-esr-linux"} {
+		t.Run(name, func(t *testing.T) {
+			want := loadCapture(t, captureName).Connections[0].HTTP2.Headers
+			cfg := base
+			cfg.Preset = name
+			got := fetchResult(t, newSessionFor(t, m, &cfg), srv.URL()).HTTP2.Headers
+			if len(got) != len(want) {
+				t.Fatalf("%d header fields, want %d:\n%v\n%v", len(got), len(want), got, want)
+			}
+			for i := range want {
+				w, g := want[i], got[i]
+				switch {
+				case w.Name == ":authority":
+					continue // the port differs
+				case w.Name == "user-agent":
+					w.Value = strings.Replace(w.Value, "HeadlessChrome/", "Chrome/", 1)
+				}
+				if w != g {
+					t.Errorf("field %d: got %s: %q, want %s: %q", i, g.Name, g.Value, w.Name, w.Value)
+				}
+			}
+		})
+	}
+}
+
+// TestPresetsMatchHTTP1Captures: over HTTP/1.1 (a server that offers only
+// http/1.1, as the captures' was) the header order matches the browser's,
+// names in its case, except accept-encoding, which a fingerprinted session
+// writes in lower case (see fpTransport.header).
+func TestPresetsMatchHTTP1Captures(t *testing.T) {
+	srv, base := fpServer(t, fingerprint.WithALPN("http/1.1"))
+	m, _ := newTestManager(t)
+	for name, captureName := range map[string]string{"chrome-156-linux": "chromium-156-linux", "firefox-153-esr-linux": "firefox-153-esr-linux"} {
+		t.Run(name, func(t *testing.T) {
+			c := loadCapture(t, captureName)
+			if len(c.HTTP1Connections) == 0 {
+				t.Fatalf("%s has no HTTP/1.1 capture", captureName)
+			}
+			want := c.HTTP1Connections[0]
+			cfg := base
+			cfg.Preset = name
+			cfg.ForceHTTP1 = true
+			got := fetchResult(t, newSessionFor(t, m, &cfg), srv.URL())
+			// The browser offered h2 and was answered http/1.1; forceHTTP1
+			// offers http/1.1 only, so JA4's ALPN characters (8 and 9)
+			// differ, and nothing else may.
+			if g, w := got.TLS.JA4, want.TLS.JA4; g[:8] != w[:8] || g[10:] != w[10:] || g[8:10] != "h1" {
+				t.Errorf("JA4 %s, want %s with ALPN h1", g, w)
+			}
+			if got.HTTP1 == nil {
+				t.Fatalf("got %s, want HTTP/1.1", got.Protocol)
+			}
+			var gotOrder []string
+			for _, n := range got.HTTP1.HeaderOrder {
+				if n == "accept-encoding" {
+					n = "Accept-Encoding"
+				}
+				gotOrder = append(gotOrder, n)
+			}
+			if !slices.Equal(gotOrder, want.HTTP1.HeaderOrder) {
+				t.Errorf("HTTP/1.1 header order\n got %q\nwant %q", gotOrder, want.HTTP1.HeaderOrder)
+			}
+		})
+	}
+}
+
+// TestShuffledExtensions: Chrome's presets permute the ClientHello's
+// extensions on every connection, as Chrome does, while JA4 stays put;
+// Firefox's keep one order.
+func TestShuffledExtensions(t *testing.T) {
+	srv, base := fpServer(t)
+	m, _ := newTestManager(t)
+	for _, tc := range []struct {
+		preset  string
+		shuffle bool
+	}{{"chrome-156-linux", true}, {"firefox-153-esr-linux", false}} {
+		t.Run(tc.preset, func(t *testing.T) {
+			var results []fingerprint.Result
+			for range 4 { // 4 connections: 15! orders make a repeat negligible
+				cfg := base
+				cfg.Preset = tc.preset
+				cfg.DisableKeepAlives = true
+				results = append(results, fetchResult(t, newSessionFor(t, m, &cfg), srv.URL()))
+			}
+			differs := false
+			for _, r := range results[1:] {
+				if r.TLS.JA4 != results[0].TLS.JA4 {
+					t.Errorf("JA4 changed between connections: %s, %s", results[0].TLS.JA4, r.TLS.JA4)
+				}
+				differs = differs || fingerprint.ExtensionOrderDiffers(results[0], r)
+			}
+			if differs != tc.shuffle {
+				t.Errorf("extension order changed between connections: %v, want %v", differs, tc.shuffle)
+			}
+		})
+	}
+}
+
+// TestCallerHeaderOrderWins: a request's own order (HeaderOrderKey) beats
+// the preset's, and the key itself is never sent.
+func TestCallerHeaderOrderWins(t *testing.T) {
+	srv, base := fpServer(t)
+	m, _ := newTestManager(t)
+	cfg := base
+	cfg.Preset = "chrome-156-linux"
+	s := newSessionFor(t, m, &cfg)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, srv.URL(), nil)
+	req.Header.Set("X-First", "1")
+	req.Header[HeaderOrderKey] = []string{"x-first", "accept", "user-agent"}
+	resp, err := s.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var r fingerprint.Result
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	order := r.HTTP2.HeaderOrder
+	if len(order) < 3 || !slices.Equal(order[:3], []string{"x-first", "accept", "user-agent"}) {
+		t.Errorf("header order %q, want x-first, accept, user-agent first", order)
+	}
+	for _, n := range order {
+		if strings.HasPrefix(strings.ToLower(n), "header-order") {
+			t.Errorf("the order key was sent: %q", order)
+		}
+	}
+
+	// On Go's stack the key is dropped, not refused.
+	goCfg := base
+	goCfg.Preset = "go"
+	g := newSessionFor(t, m, &goCfg)
+	req, _ = http.NewRequestWithContext(context.Background(), http.MethodGet, srv.URL(), nil)
+	req.Header[HeaderOrderKey] = []string{"accept"}
+	resp, err = g.Do(req)
+	if err != nil {
+		t.Fatalf("go preset with an order key: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
+// TestGoPresetIsGo: preset "go" keeps Go's handshake and HTTP/2.
+func TestGoPresetIsGo(t *testing.T) {
+	srv, base := fpServer(t)
+	m, _ := newTestManager(t)
+	cfg := base
+	cfg.Preset = "go"
+	got := fetchResult(t, newSessionFor(t, m, &cfg), srv.URL())
+	if got.HTTP2 == nil || got.HTTP2.Akamai != "2:0;4:4194304;5:16384;6:10485760|1073741824|0|a,m,p,s" {
+		t.Errorf("go preset HTTP/2: %+v, want Go's Akamai string", got.HTTP2)
+	}
+	if !strings.HasPrefix(got.TLS.JA4, "t13d13") {
+		t.Errorf("go preset JA4 %s, want Go's (t13d13...)", got.TLS.JA4)
+	}
+}
+
+// TestFingerprintedResumption: a fingerprinted session resumes TLS with
+// the tickets it saved, across Marshal and RestoreSession, through uTLS.
+func TestFingerprintedResumption(t *testing.T) {
+	srv, base := fpServer(t)
+	m, _ := newTestManager(t)
+	cfg := base
+	cfg.Preset = "chrome-156-linux"
+	s := newSessionFor(t, m, &cfg)
+	first := fetchResult(t, s, srv.URL())
+	if first.TLS.PreSharedKey {
+		t.Fatal("a first connection offered a pre_shared_key: the capture has none")
+	}
+	data, err := s.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CloseSession(s.ID()); err != nil {
+		t.Fatal(err)
+	}
+	id, err := m.RestoreSession(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := m.GetSession(id)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL(), nil)
+	resp, err := r.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.TLS == nil || !resp.TLS.DidResume {
+		t.Fatalf("restored session did not resume TLS: %+v", resp.TLS)
+	}
+	last, _ := srv.Last()
+	if !last.TLS.PreSharedKey || last.TLS.JA4[:3] != first.TLS.JA4[:3] {
+		t.Errorf("resumed hello: psk %v, JA4 %s (first %s)", last.TLS.PreSharedKey, last.TLS.JA4, first.TLS.JA4)
+	}
+}
