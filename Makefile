@@ -8,6 +8,7 @@ LISTEN   ?= 127.0.0.1:8899
 # Every fuzz target, as package:Target.
 FUZZ_TARGETS = \
 	./idgen:FuzzValidate \
+	./preset:FuzzParse \
 	./protocol:FuzzDecode \
 	./protocol:FuzzCookieStateJSON \
 	./cookies:FuzzSetCookieHeader \

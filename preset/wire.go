@@ -41,11 +41,14 @@ type TLS struct {
 // connection has a session to resume; with uTLS's OmitEmptyPsk set in the
 // utls.Config, a first connection carries no pre_shared_key, as in the
 // capture.
-func (t *TLS) NewSpec() (*utls.ClientHelloSpec, error) {
-	var (
-		spec *utls.ClientHelloSpec
-		err  error
-	)
+func (t *TLS) NewSpec() (spec *utls.ClientHelloSpec, err error) {
+	// uTLS's parsers index into what they are given: a JSON spec without
+	// extensions panics (found by FuzzParse). Bad data must be an error.
+	defer func() {
+		if r := recover(); r != nil {
+			spec, err = nil, fmt.Errorf("uTLS could not read the hello: %v", r)
+		}
+	}()
 	// Blunt mimicry passes extensions uTLS does not know (Chrome 156 sends
 	// trust anchor IDs, 0xca34) through as the bytes captured.
 	f := &utls.Fingerprinter{AllowBluntMimicry: true}
