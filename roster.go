@@ -94,3 +94,8 @@ func WithOnSweep(f func(took time.Duration, evicted int)) Option { return sessio
 
 // WithLogger sets where the Manager logs what it cannot return.
 func WithLogger(l *slog.Logger) Option { return session.WithLogger(l) }
+
+// HeaderOrderKey is a request header key whose values give, by lowercase
+// name, the order in which a session with a browser preset writes that
+// request's headers, over the preset's order. It is never sent.
+const HeaderOrderKey = session.HeaderOrderKey

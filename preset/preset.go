@@ -1,40 +1,48 @@
-// Package preset holds named browser header profiles: the request headers a
-// given browser, at a given version and on a given platform, sends when it
-// loads a page (a top-level navigation, the document request), in the order
-// that browser sends them.
+// Package preset holds named browser identities: what a given browser, at a
+// given version and on a given platform, looks like on the wire when it
+// loads a page (a top-level navigation).
 //
-// A session built from a preset sends that browser's User-Agent, client hints
-// (sec-ch-ua, sec-ch-ua-mobile and sec-ch-ua-platform, which only Chrome
-// sends), Accept, Accept-Language, Accept-Encoding, the Sec-Fetch-* headers,
-// Upgrade-Insecure-Requests and Priority, each exactly where that browser
-// sends it. Per-request headers (Cookie, Referer, Origin, Content-Type) and
-// connection-level ones (Host, Connection, and the "TE: trailers" Firefox
-// adds over HTTP/2) are not part of a preset: the transport writes those.
+// A preset has three parts:
+//
+//   - Headers: the request headers that browser sends (User-Agent, client
+//     hints, Accept, Accept-Language, Accept-Encoding, Sec-Fetch-*,
+//     Upgrade-Insecure-Requests, Priority), with their values and names in
+//     its spelling, and HeaderOrder, the order of every header it may send
+//     (including per-request ones such as cookie and referer).
+//   - TLS: its ClientHello, as a capture of the real browser's bytes that
+//     uTLS's Fingerprinter turns into a spec for each connection, or as a
+//     spec in uTLS's JSON form; and whether it shuffles its extensions, as
+//     Chrome does.
+//   - HTTP2: its connection preface and HEADERS shape: SETTINGS and their
+//     order, the connection WINDOW_UPDATE, PRIORITY frames, the HEADERS
+//     priority and the pseudo-header order (the Akamai fingerprint).
+//
+// A session whose preset has TLS and HTTP2 (Fingerprinted) connects with
+// that browser's handshake (uTLS) and HTTP/2 (fhttp), and writes headers in
+// the browser's order; JA3, JA4 and the Akamai fingerprint see the browser.
+// The preset named "go" has none of this: Go's crypto/tls and HTTP/2, and
+// no preset headers, for targets that do not fingerprint and as a
+// baseline.
 //
 // The shipped presets are JSON files embedded in the binary, one per preset,
-// named like chrome-158-windows, firefox-157-linux or safari-26-ios. Aliases
-// such as chrome-latest name the newest preset of a browser and platform;
-// Names lists every name and alias. Register adds a preset of your own.
-//
-// # What a preset does not change
-//
-// A preset shapes HTTP headers only. The TLS ClientHello (cipher suites,
-// extensions and their order, key shares) and the HTTP/2 connection preface
-// (SETTINGS, WINDOW_UPDATE, priority frames, pseudo-header order) are Go's
-// own: crypto/tls and net/http write them, not the browser. A server that
-// fingerprints TLS (JA3, JA4) or HTTP/2 (the Akamai fingerprint) sees a Go
-// client, whatever the User-Agent says.
-//
-// Nor does net/http keep a preset's header order: it writes HTTP/1.1 header
-// fields sorted by name and HTTP/2 fields in map order. Preset.Headers keeps
-// the browser's order for a transport that can honour it.
+// named like chrome-158-windows, firefox-157-linux or safari-26-ios; the
+// identities they share live once per engine under presets/wire/ (chrome,
+// firefox, safari). chrome-156-linux and firefox-153-esr-linux are copied
+// field for field from Debian's chromium 156 and firefox-esr 153, captured
+// on loopback (make fingerprints); every other chrome-* and firefox-*
+// preset carries the same engine identity with its own headers. The safari
+// identity is uTLS's Safari hello with Safari's HTTP/2 settings: no Safari
+// runs here to check it against. Aliases such as chrome-latest name the
+// newest preset of a browser and platform; Names lists every name and
+// alias. Register adds a preset of your own, and Parse reads one in the
+// embedded JSON form.
 //
 // # Accept-Encoding
 //
-// A request that carries its own Accept-Encoding (every preset has one) is
-// not decoded by net/http, which only decodes gzip it asked for itself. The
-// session must decode gzip, deflate, br and zstd bodies itself; package codec
-// does that.
+// A request that carries its own Accept-Encoding (every browser preset has
+// one) is not decoded by net/http, which only decodes gzip it asked for
+// itself. The session decodes gzip, deflate, br and zstd bodies itself when
+// the preset, not the request, asked for them; package codec does that.
 package preset
 
 import (
