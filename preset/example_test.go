@@ -63,3 +63,35 @@ func ExampleRegister() {
 	// ExampleCrawler/1.0 (+https://example.com/bot)
 	// true invalid preset: name "bad name" has byte 0x20 at offset 3; a preset name must be printable ASCII without spaces
 }
+
+// ExampleParse derives a preset of your own from a shipped identity: your
+// headers, Chrome's TLS ClientHello and HTTP/2.
+func ExampleParse() {
+	p, err := preset.Parse([]byte(`{
+		"name": "chrome-156-linux-de",
+		"browser": "chrome",
+		"version": "156",
+		"platform": "linux",
+		"headers": [
+			["User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"],
+			["Accept-Language", "de-DE,de;q=0.9"]
+		],
+		"wire": "chrome"
+	}`))
+	if err != nil {
+		panic(err)
+	}
+	if err := preset.Register(p); err != nil {
+		panic(err)
+	}
+	got, _ := preset.Lookup("chrome-156-linux-de")
+	fmt.Println(got.Fingerprinted(), got.TLS.ShuffleExtensions)
+	fmt.Println(got.HTTP2.Akamai())
+
+	_, err = preset.Parse([]byte(`{"name": "x", "headers": [], "wire": "opera"}`))
+	fmt.Println(err)
+	// Output:
+	// true true
+	// 1:65536;2:0;4:6291456;6:262144|15663105|0|m,a,s,p
+	// invalid preset: wire "opera": no such identity (the shipped ones are chrome, firefox and safari)
+}
