@@ -114,7 +114,7 @@ func newHTTPState(s *Session) (*httpState, error) {
 	h.client = &http.Client{
 		Transport:     &roundTripper{h: h},
 		Timeout:       time.Duration(cfg.Timeout) * time.Millisecond,
-		CheckRedirect: redirectPolicy(cfg),
+		CheckRedirect: perRequestRedirects(redirectPolicy(cfg)),
 	}
 	if j := s.cookieJar(true); j != nil {
 		h.client.Jar = j
