@@ -13,7 +13,8 @@ FUZZ_TARGETS = \
 	./cookies:FuzzSetCookieHeader \
 	./codec:FuzzNewReader \
 	./session:FuzzUnmarshalSession \
-	./daemon:FuzzProxyCredentials
+	./daemon:FuzzProxyCredentials \
+	./daemon:FuzzParseConnectTarget
 
 SOAK     ?= 60s
 
