@@ -3,7 +3,8 @@
 GO       ?= go
 FUZZTIME ?= 30s
 COUNT    ?= 6
-LISTEN   ?= 127.0.0.1:8899
+# make run listens on LISTEN, else ROSTER_LISTEN, else 127.0.0.1:8899.
+LISTEN   ?= $(or $(ROSTER_LISTEN),127.0.0.1:8899)
 
 # Every fuzz target, as package:Target.
 FUZZ_TARGETS = \
