@@ -438,3 +438,22 @@ func TestMethodNotAllowed(t *testing.T) {
 }
 
 var _ = errors.New
+
+// Issue 14.3: the proxy passes a 3xx on as it came; its cookies stay in the
+// session.
+func TestProxyPassesRedirects(t *testing.T) {
+	e := newEnv(t, nil)
+	id := e.create("")
+	c := e.proxyClient(id, token)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	code, _, h := get(t, c, e.backend.URL+"/cookies/set?k=v", nil)
+	if code != http.StatusFound || h.Get("Location") != "/cookies" {
+		t.Fatalf("through the proxy: %d Location %q, want 302 /cookies", code, h.Get("Location"))
+	}
+	if e.hits.Load() != 1 {
+		t.Fatalf("backend hit %d times: the proxy followed the redirect", e.hits.Load())
+	}
+	if got := cookiesVia(t, e.proxyClient(id, token), e.backend.URL+"/cookies"); got["k"] != "v" {
+		t.Fatalf("the 302's cookie is not in the session: %v", got)
+	}
+}
