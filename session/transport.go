@@ -126,14 +126,16 @@ func newHTTPState(s *Session) (*httpState, error) {
 // its connections are never shared with another session.
 func (h *httpState) newTCPTransport() *http.Transport {
 	cfg := h.s.config
+	maxConns, maxIdle, idleTimeout := cfg.Pool()
 	t := &http.Transport{
 		Proxy:                 h.proxy,
 		DialContext:           h.dial,
 		TLSClientConfig:       h.tlsConf,
 		TLSHandshakeTimeout:   10 * time.Second,
 		DisableKeepAlives:     cfg.DisableKeepAlives,
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       90 * time.Second,
+		MaxConnsPerHost:       maxConns,
+		MaxIdleConnsPerHost:   maxIdle,
+		IdleConnTimeout:       idleTimeout,
 		ExpectContinueTimeout: time.Second,
 		Protocols:             new(http.Protocols),
 	}
