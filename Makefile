@@ -66,9 +66,11 @@ stress:
 	ROSTER_STRESS=1 $(GO) test -race -count=1 -timeout 30m -v \
 		-run 'TestLinearizab|TestManagerModel|TestFault' ./session
 
-## load: requests/s and p99 through rosterd against a direct client, in one run.
+## load: rosterd's proxy path against direct, a minimal Go proxy and goproxy (tuned), as one table
+## (bench/cmd/proxyload; LOAD_DURATION=10s LOAD_ROUNDS=5 for a longer run). The older in-process
+## comparison against a direct client: ROSTER_LOAD=1 go test -run TestLoad -v ./daemon.
 load:
-	ROSTER_LOAD=1 $(GO) test -count=1 -run TestLoad -v ./daemon
+	cd bench && $(GO) run ./cmd/proxyload
 
 ## soak: a bounded mixed load (SOAK=60s) that checks counters, goroutines and heap at the end.
 soak:

@@ -9,14 +9,19 @@
 // the proxy credentials (http://SESSION_ID:TOKEN@127.0.0.1:8899), or in the
 // headers X-Roster-Session and X-Roster-Token. A request in absolute form
 // (GET http://host/path) runs through the session's Do, so its cookies,
-// preset headers, upstream proxy and retries apply; the header
-// X-Roster-Scheme: https upgrades the URL to https inside the daemon, so
-// that the session's own TLS connection and cookies serve https targets. A
-// CONNECT opens a tunnel through the session's upstream proxy and local
-// address, and counts as a request in flight for its whole life. The
-// daemon drops its own headers, hop-by-hop headers and the client's
-// User-Agent (so that the session's preset shows) before forwarding, and
-// streams responses without buffering.
+// preset headers, upstream proxy and retries apply, but not its redirect
+// following: a 3xx goes to the client as a forward proxy's does (its
+// cookies stay in the session). A body that breaks off upstream breaks off
+// for the client too. The header X-Roster-Scheme: https upgrades the URL to
+// https inside the daemon, so that the session's own TLS connection and
+// cookies serve https targets. A CONNECT (authority form only: host:port)
+// opens a tunnel through the session's upstream proxy and local address,
+// and counts as a request in flight for its whole life; tunnels are
+// bounded in number and idle time. A request that carries this daemon's
+// Via token has looped and gets 508. The daemon drops its own headers,
+// hop-by-hop headers and the client's User-Agent (so that the session's
+// preset shows) before forwarding, and streams responses without
+// buffering.
 //
 // # The API
 //
