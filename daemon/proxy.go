@@ -261,7 +261,7 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		return
 	}
-	t := &tunnel{idle: s.lim.tunnelIdle}
+	t := &tunnel{idle: s.lim.tunnelIdle, now: time.Now}
 	t.touch()
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -305,10 +305,11 @@ func (s *Server) acquireTunnel(id string) (release func(), status int, msg strin
 // (if idle > 0).
 type tunnel struct {
 	idle time.Duration
-	last atomic.Int64 // when a byte last went either way, in Unix ns
+	now  func() time.Time // time.Now but in tests
+	last atomic.Int64     // when a byte last went either way, in Unix ns
 }
 
-func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
+func (t *tunnel) touch() { t.last.Store(t.now().UnixNano()) }
 
 // pipe copies src (which reads from srcConn) to dst until either fails or
 // the tunnel has been idle for t.idle.
@@ -332,7 +333,7 @@ func (t *tunnel) pipe(dst net.Conn, src io.Reader, srcConn net.Conn) {
 		}
 		if err != nil {
 			var ne net.Error
-			if t.idle > 0 && errors.As(err, &ne) && ne.Timeout() && time.Since(time.Unix(0, t.last.Load())) < t.idle {
+			if t.idle > 0 && errors.As(err, &ne) && ne.Timeout() && t.now().Sub(time.Unix(0, t.last.Load())) < t.idle {
 				continue // quiet this way, busy the other
 			}
 			return
