@@ -3,7 +3,8 @@
 GO       ?= go
 FUZZTIME ?= 30s
 COUNT    ?= 6
-LISTEN   ?= 127.0.0.1:8899
+# make run listens on LISTEN, else ROSTER_LISTEN, else 127.0.0.1:8899.
+LISTEN   ?= $(or $(ROSTER_LISTEN),127.0.0.1:8899)
 
 # Every fuzz target, as package:Target.
 FUZZ_TARGETS = \
@@ -17,7 +18,8 @@ FUZZ_TARGETS = \
 	./daemon:FuzzProxyCredentials \
 	./internal/fingerprint:FuzzParseClientHello \
 	./internal/fingerprint:FuzzReadHTTP2 \
-	./internal/fingerprint:FuzzReadHTTP1
+	./internal/fingerprint:FuzzReadHTTP1 \
+	./daemon:FuzzParseConnectTarget
 
 SOAK     ?= 60s
 
@@ -68,9 +70,11 @@ stress:
 	ROSTER_STRESS=1 $(GO) test -race -count=1 -timeout 30m -v \
 		-run 'TestLinearizab|TestManagerModel|TestFault' ./session
 
-## load: requests/s and p99 through rosterd against a direct client, in one run.
+## load: rosterd's proxy path against direct, a minimal Go proxy and goproxy (tuned), as one table
+## (bench/cmd/proxyload; LOAD_DURATION=10s LOAD_ROUNDS=5 for a longer run). The older in-process
+## comparison against a direct client: ROSTER_LOAD=1 go test -run TestLoad -v ./daemon.
 load:
-	ROSTER_LOAD=1 $(GO) test -count=1 -run TestLoad -v ./daemon
+	cd bench && $(GO) run ./cmd/proxyload
 
 ## soak: a bounded mixed load (SOAK=60s) that checks counters, goroutines and heap at the end.
 soak:

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rosterhq/roster/protocol"
@@ -15,8 +17,9 @@ import (
 
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
+	version := Version()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "sessions": s.m.SessionCount()})
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "sessions": s.m.SessionCount(), "version": version})
 	})
 	mux.Handle("GET /metrics", s.authed(promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}).ServeHTTP))
 	mux.HandleFunc("POST /v1/sessions", s.authed(s.createSession))
@@ -26,9 +29,29 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("DELETE /v1/sessions/{id}", s.authed(s.deleteSession))
 	mux.HandleFunc("GET /v1/sessions/{id}/state", s.authed(s.sessionState))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close") // the body, if any, is not read
+		defer closeAfter(w)
+		if allow := allowed(mux, r); allow != "" {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s: use %s", r.Method, r.URL.Path, allow))
+			return
+		}
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 	return mux
+}
+
+// allowed returns the methods that mux routes for r's path to a handler
+// other than the catch-all, comma-separated, or "" for none.
+func allowed(mux *http.ServeMux, r *http.Request) string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+			out = append(out, m)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // authed requires "Authorization: Bearer TOKEN".
@@ -37,7 +60,9 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !asciiEqualFold(scheme, "Bearer") || !s.tokenOK(strings.TrimSpace(token)) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rosterd"`)
+			w.Header().Set("Connection", "close") // see closeAfter
 			writeError(w, http.StatusUnauthorized, "missing or wrong token: send Authorization: Bearer TOKEN")
+			closeAfter(w)
 			return
 		}
 		h(w, r)
@@ -45,13 +70,17 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBody(w, r)
+	body, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
 	cfg, err := protocol.Decode(body)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if cfg != nil && s.isSelf(r.Context(), cfg.Proxy) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("proxy %q is this rosterd: every request would come back here", redactURL(cfg.Proxy)))
 		return
 	}
 	id, err := s.m.CreateSession(cfg)
@@ -97,7 +126,7 @@ func (s *Server) sessionState(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) restoreSession(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBody(w, r)
+	body, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
@@ -105,6 +134,13 @@ func (s *Server) restoreSession(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, statusOf(err), err.Error())
 		return
+	}
+	if sess, err := s.m.PeekSession(id); err == nil {
+		if p := sess.ProxyURL(); p != nil && s.isSelf(r.Context(), p.String()) {
+			_ = s.m.CloseSession(id)
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("proxy %q is this rosterd: every request would come back here", p.Redacted()))
+			return
+		}
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
 }
@@ -126,11 +162,24 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-// readBody reads an API request body of at most MaxBodyBytes, answering 413
-// for a larger one.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+// readBody reads an API request body of at most MaxBodyBytes within the
+// body timeout, answering 413 for a larger one and 400 for one that broke
+// off or came too slowly.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	rc := http.NewResponseController(w)
+	deadline := false
+	if s.lim.body > 0 {
+		// Without a server of ours (a test's ResponseRecorder) there is
+		// no deadline to set, and nothing to guard.
+		deadline = rc.SetReadDeadline(time.Now().Add(s.lim.body)) == nil
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err == nil && deadline {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
+		w.Header().Set("Connection", "close")
+		defer closeAfter(w)
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", MaxBodyBytes))
@@ -152,4 +201,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// redactURL hides a URL's password, if it parses.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "(unparsable)"
 }

@@ -2,7 +2,9 @@ package daemon_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,10 +14,18 @@ import (
 	"github.com/rosterhq/roster/session"
 )
 
-func TestNewEmptyToken(t *testing.T) {
-	if _, err := daemon.New(daemon.Options{}); err == nil {
-		t.Fatal("New with an empty token: want an error")
+func TestNewBadToken(t *testing.T) {
+	for _, tok := range []string{"", " ", "fifteen-bytes-x", " sixteen-bytes-xx", "sixteen-bytes-xx\n", "\tsixteen-bytes-xx"} {
+		_, err := daemon.New(daemon.Options{Token: tok})
+		if !errors.Is(err, daemon.ErrBadToken) {
+			t.Errorf("New with token %q: %v, want ErrBadToken", tok, err)
+		}
 	}
+	srv, err := daemon.New(daemon.Options{Token: "sixteen-bytes-xx"})
+	if err != nil {
+		t.Fatalf("New with a 16-byte token: %v", err)
+	}
+	_ = srv.Shutdown(context.Background())
 }
 
 func TestCreateSession(t *testing.T) {
@@ -190,7 +200,7 @@ func TestSessionsListGetDelete(t *testing.T) {
 		{http.MethodGet, "/v1/sessions/a%20b", http.StatusBadRequest, "invalid session ID"},
 		{http.MethodDelete, "/v1/sessions/a%20b", http.StatusBadRequest, "invalid session ID"},
 		{http.MethodGet, "/v1/nothing", http.StatusNotFound, "no such endpoint"},
-		{http.MethodPut, "/v1/sessions/" + bID, http.StatusNotFound, "no such endpoint: PUT"},
+		{http.MethodPut, "/v1/sessions/" + bID, http.StatusMethodNotAllowed, "method PUT not allowed"},
 	} {
 		code, b := e.call(step.method, step.path, "")
 		if code != step.code {
@@ -316,7 +326,7 @@ func TestAPIAuth(t *testing.T) {
 		{http.MethodPost, "/v1/sessions/restore"},
 		{http.MethodGet, "/metrics"},
 	}
-	auths := []string{"", "Bearer", "Bearer ", "Bearer wrong", "Bearer t0k0", "Bearer t0", "Basic t0k", "t0k", "Bearer" + token}
+	auths := []string{"", "Bearer", "Bearer ", "Bearer wrong", "Bearer " + token + "0", "Bearer " + token[:len(token)-1], "Basic " + token, token, "Bearer" + token}
 	for _, ep := range endpoints {
 		for _, auth := range auths {
 			code, b, h := e.api(ep.method, ep.path, auth, strings.NewReader("{}"))

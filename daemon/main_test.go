@@ -26,7 +26,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // token is the daemon's secret in every test.
-const token = "t0k"
+const token = "t0k-of-sixteen-bytes"
 
 // fakeClock is a manual session.Clock.
 type fakeClock struct {
@@ -94,12 +94,21 @@ type whoami struct {
 // no background sweeper) and a plain-http backend.
 func newEnv(t *testing.T, extra map[string]http.HandlerFunc, opts ...session.Option) *env {
 	t.Helper()
+	return newEnvOpts(t, daemon.Options{}, extra, opts...)
+}
+
+// newEnvOpts is newEnv with daemon options (the token, logger and Manager
+// options are the tests'). The daemon is served by its own HTTPServer on
+// its own Listener, with their limits.
+func newEnvOpts(t *testing.T, o daemon.Options, extra map[string]http.HandlerFunc, opts ...session.Option) *env {
+	t.Helper()
 	e := &env{t: t, clock: &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}}
-	srv, err := daemon.New(daemon.Options{
-		Token:          token,
-		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-		ManagerOptions: append([]session.Option{session.WithClock(e.clock), session.WithCleanupInterval(0)}, opts...),
-	})
+	o.Token = token
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	o.ManagerOptions = append([]session.Option{session.WithClock(e.clock), session.WithCleanupInterval(0)}, opts...)
+	srv, err := daemon.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +117,8 @@ func newEnv(t *testing.T, extra map[string]http.HandlerFunc, opts ...session.Opt
 	e.backend.Config.ErrorLog = quietLog
 	e.backend.Start()
 	e.ts = httptest.NewUnstartedServer(srv)
-	e.ts.Config.ErrorLog = quietLog
+	e.ts.Config = srv.HTTPServer()
+	e.ts.Listener = srv.Listener(e.ts.Listener)
 	e.ts.Start()
 	e.addr = e.ts.Listener.Addr().String()
 	tr := &http.Transport{}

@@ -1,14 +1,50 @@
 package daemon
 
 import (
+	"errors"
+	"runtime"
+	"runtime/debug"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rosterhq/roster/session"
 )
+
+// Version returns rosterd's version from the build information: the main
+// module's version (a tag, or "(devel)" in a build from a checkout) and,
+// where the build recorded it, the VCS revision, as "v1.2.3" or
+// "(devel) abc123def456" (with "+dirty" for uncommitted changes).
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev != "" && v == "(devel)" {
+		v += " " + rev[:min(len(rev), 12)] + dirty
+	}
+	return v
+}
 
 // metrics are the daemon's Prometheus collectors. Manager counters are read
 // from Manager.Stats at scrape time, so they cost nothing on the hot path.
 type metrics struct {
 	requests *prometheus.CounterVec
+	byClass  [5]prometheus.Counter // 1xx..5xx, resolved once
 	sweep    prometheus.Histogram
 }
 
@@ -28,8 +64,8 @@ func newMetrics(m *session.Manager, sweep prometheus.Histogram, reg prometheus.R
 		}, []string{"class"}),
 		sweep: sweep,
 	}
-	for _, c := range []string{"1xx", "2xx", "3xx", "4xx", "5xx"} {
-		mt.requests.WithLabelValues(c)
+	for i, c := range []string{"1xx", "2xx", "3xx", "4xx", "5xx"} {
+		mt.byClass[i] = mt.requests.WithLabelValues(c)
 	}
 	stat := func(name, help string, kind prometheus.ValueType, f func(session.ManagerStats) int64) prometheus.Collector {
 		desc := prometheus.NewDesc(name, help, nil, nil)
@@ -46,6 +82,26 @@ func newMetrics(m *session.Manager, sweep prometheus.Histogram, reg prometheus.R
 		stat("roster_sessions_rejected_total", "Creates refused at the cap.", prometheus.CounterValue, func(s session.ManagerStats) int64 { return s.Rejected }),
 		stat("roster_requests_in_flight", "Requests in flight through all sessions.", prometheus.GaugeValue, func(s session.ManagerStats) int64 { return s.InFlight }),
 	)
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "roster_build_info",
+		Help: "Always 1; the labels say which rosterd this is.",
+	}, []string{"version", "goversion"})
+	build.WithLabelValues(Version(), runtime.Version()).Set(1)
+	reg.MustRegister(build)
+	// Goroutines, memory, open file descriptors: what a flood of
+	// connections shows in. A registry that has them already (the
+	// default one) keeps its own.
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				panic(err)
+			}
+		}
+	}
 	return mt
 }
 
@@ -53,7 +109,7 @@ func (mt *metrics) request(status int) {
 	if status < 100 || status > 599 {
 		return
 	}
-	mt.requests.WithLabelValues([]string{"1xx", "2xx", "3xx", "4xx", "5xx"}[status/100-1]).Inc()
+	mt.byClass[status/100-1].Inc()
 }
 
 // collectorFunc is a Collector of one metric computed at scrape time.

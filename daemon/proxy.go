@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rosterhq/roster/session"
@@ -31,8 +32,20 @@ func removeHopHeaders(h http.Header) {
 		}
 	}
 	for _, name := range hopHeaders {
-		h.Del(name)
+		delete(h, name) // the names above are canonical
 	}
+}
+
+// looped reports whether r already passed through this daemon: its Via
+// header carries the daemon's pseudonym.
+func (s *Server) looped(w http.ResponseWriter, r *http.Request) bool {
+	for _, v := range r.Header["Via"] {
+		if strings.Contains(v, s.via) {
+			s.proxyError(w, http.StatusLoopDetected, "roster: this request has already passed through this rosterd (Via "+s.via+"): a session's upstream proxy leads back here")
+			return true
+		}
+	}
+	return false
 }
 
 // proxySession authenticates a proxy client and returns its session, or
@@ -58,37 +71,96 @@ func (s *Server) proxySession(w http.ResponseWriter, r *http.Request) *session.S
 	return sess
 }
 
+// proxyError answers a proxy request that failed. The connection closes
+// after it: the request's body may be unread, and reading it (as net/http
+// does, up to 256 KiB, before reusing a connection) would let a client
+// that trickles it hold the connection and delay the answer.
 func (s *Server) proxyError(w http.ResponseWriter, status int, msg string) {
 	s.metrics.request(status)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Connection", "close")
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, msg+"\n")
+	closeAfter(w)
 }
 
-// serveProxy forwards an absolute-form request through its session.
+// closeAfter makes the connection close once the response is written,
+// without reading what is left of the request's body: net/http would read
+// up to 256 KiB of it first, as slowly as the client sends it.
+func closeAfter(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close") // if not written yet
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
+// clientBody wraps a proxied request's body to tell the client's mistakes
+// (a bad chunk, a short body) from the upstream's.
+type clientBody struct {
+	io.ReadCloser
+	err atomic.Pointer[error]
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.err.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+// serveProxy forwards an absolute-form request through its session. The
+// session's redirects are not followed: a 3xx goes to the client as it
+// came, and its cookies stay in the session.
 func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
+	if s.looped(w, r) {
+		return
+	}
 	sess := s.proxySession(w, r)
 	if sess == nil {
 		return
 	}
-	out := r.Clone(r.Context())
+	if r.URL.Scheme != "http" && r.URL.Scheme != "https" {
+		s.proxyError(w, http.StatusBadRequest, fmt.Sprintf("roster: scheme %q: want http or https", r.URL.Scheme))
+		return
+	}
+	if r.URL.Host == "" {
+		s.proxyError(w, http.StatusBadRequest, fmt.Sprintf("roster: request target %q has no host", r.RequestURI))
+		return
+	}
+	// A shallow copy: the handler owns r's header, so it is edited in
+	// place rather than copied.
+	out := r.WithContext(session.WithoutRedirects(r.Context()))
 	out.RequestURI = ""
+	out.Close = false // the client's Connection: close is about its own hop
 	if strings.EqualFold(r.Header.Get(HeaderScheme), "https") && out.URL.Scheme == "http" {
-		out.URL.Scheme = "https"
-		if out.URL.Port() == "80" {
-			out.URL.Host = out.URL.Hostname()
+		u := *out.URL
+		u.Scheme = "https"
+		if u.Port() == "80" {
+			u.Host = u.Hostname()
 		}
+		out.URL = &u
 	}
 	removeHopHeaders(out.Header)
-	out.Header.Del("User-Agent") // the session's preset speaks for it
+	delete(out.Header, "User-Agent") // the session's preset speaks for it
+	if sess.ProxyURL() != nil {
+		// Only a request that goes on to another proxy can come back.
+		out.Header.Add("Via", "1.1 "+s.via)
+	}
+	var body *clientBody
 	if r.ContentLength == 0 {
 		out.Body = nil
+	} else {
+		body = &clientBody{ReadCloser: r.Body}
+		out.Body = body
 	}
 	resp, err := sess.Do(out)
 	if err != nil {
 		status := http.StatusBadGateway
 		switch {
+		case body != nil && body.err.Load() != nil:
+			status = http.StatusBadRequest
+			err = fmt.Errorf("reading the request body: %w", *body.err.Load())
 		case errors.Is(err, session.ErrSessionClosed):
 			status = http.StatusGone
 		case errors.Is(err, context.DeadlineExceeded):
@@ -101,45 +173,77 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 	removeHopHeaders(resp.Header)
+	h := w.Header()
 	for k, vv := range resp.Header {
-		w.Header()[k] = vv
+		h[k] = vv
 	}
 	s.metrics.request(resp.StatusCode)
 	w.WriteHeader(resp.StatusCode)
-	copyFlushing(w, resp.Body)
+	if err := copyFlushing(w, resp.Body); err != nil {
+		// The body ended early (the upstream broke off, the session
+		// closed or timed out): abort the response, so that the client
+		// sees a truncation rather than a complete body. net/http closes
+		// the connection without the last chunk and logs nothing.
+		panic(http.ErrAbortHandler)
+	}
 }
 
+// bufPool holds copy buffers, so that a proxied response allocates none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// errClientGone is copyFlushing's error when the client stopped reading.
+var errClientGone = errors.New("client gone")
+
 // copyFlushing copies body to w, flushing after every read so that a
-// streaming response reaches the client as it comes.
-func copyFlushing(w http.ResponseWriter, body io.Reader) {
+// streaming response reaches the client as it comes. It returns nil at
+// the body's EOF, errClientGone if writing to the client failed, and the
+// read error if the body ended early.
+func copyFlushing(w http.ResponseWriter, body io.Reader) error {
 	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
+				return errClientGone
 			}
 			_ = rc.Flush()
 		}
+		if err == io.EOF {
+			return nil
+		}
 		if err != nil {
-			return
+			return err
 		}
 	}
 }
 
 // serveConnect opens a tunnel through the session.
 func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
+	if s.looped(w, r) {
+		return
+	}
 	sess := s.proxySession(w, r)
 	if sess == nil {
 		return
 	}
-	addr := r.Host
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		s.proxyError(w, http.StatusBadRequest, fmt.Sprintf("roster: CONNECT target %q is not host:port", addr))
+	addr, err := parseConnectTarget(r.RequestURI)
+	if err != nil {
+		s.proxyError(w, http.StatusBadRequest, "roster: "+err.Error())
 		return
 	}
+	release, status, msg := s.acquireTunnel(sess.ID())
+	if release == nil {
+		s.proxyError(w, status, msg)
+		return
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	if sess.ProxyURL() != nil {
+		ctx = session.WithConnectHeader(ctx, http.Header{"Via": {"1.1 " + s.via}})
+	}
 	up, err := sess.Dial(ctx, "tcp", addr)
 	cancel()
 	if err != nil {
@@ -157,17 +261,84 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		return
 	}
+	t := &tunnel{idle: s.lim.tunnelIdle, now: time.Now}
+	t.touch()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		// Bytes the client sent after the CONNECT line are in brw.
-		_, _ = io.Copy(up, brw.Reader)
+		t.pipe(up, brw.Reader, c)
 		closeWrite(up)
 	})
-	_, _ = io.Copy(c, up)
+	t.pipe(c, up, up)
 	// The server is done: so is the tunnel. Closing the client side also
 	// ends the copy the other way if the client keeps its side open.
 	_ = c.Close()
 	wg.Wait()
+}
+
+// acquireTunnel takes a tunnel slot for session id, or returns a nil
+// release with the status and message to answer.
+func (s *Server) acquireTunnel(id string) (release func(), status int, msg string) {
+	if n := s.tunnels.Add(1); s.lim.maxTunnels > 0 && n > int64(s.lim.maxTunnels) {
+		s.tunnels.Add(-1)
+		return nil, http.StatusServiceUnavailable, fmt.Sprintf("roster: %d CONNECT tunnels are open, the most this rosterd allows (-max-tunnels)", s.lim.maxTunnels)
+	}
+	s.tunnelsMu.Lock()
+	if s.lim.maxTunnelsPerSess > 0 && s.perSess[id] >= s.lim.maxTunnelsPerSess {
+		s.tunnelsMu.Unlock()
+		s.tunnels.Add(-1)
+		return nil, http.StatusTooManyRequests, fmt.Sprintf("roster: session %s has %d CONNECT tunnels open, the most allowed per session (-max-tunnels-per-session)", id, s.lim.maxTunnelsPerSess)
+	}
+	s.perSess[id]++
+	s.tunnelsMu.Unlock()
+	return func() {
+		s.tunnelsMu.Lock()
+		if s.perSess[id]--; s.perSess[id] <= 0 {
+			delete(s.perSess, id)
+		}
+		s.tunnelsMu.Unlock()
+		s.tunnels.Add(-1)
+	}, 0, ""
+}
+
+// tunnel copies both ways and ends once no byte went either way for idle
+// (if idle > 0).
+type tunnel struct {
+	idle time.Duration
+	now  func() time.Time // time.Now but in tests
+	last atomic.Int64     // when a byte last went either way, in Unix ns
+}
+
+func (t *tunnel) touch() { t.last.Store(t.now().UnixNano()) }
+
+// pipe copies src (which reads from srcConn) to dst until either fails or
+// the tunnel has been idle for t.idle.
+func (t *tunnel) pipe(dst net.Conn, src io.Reader, srcConn net.Conn) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		if t.idle > 0 {
+			_ = srcConn.SetReadDeadline(time.Now().Add(t.idle))
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			t.touch()
+			if t.idle > 0 {
+				_ = dst.SetWriteDeadline(time.Now().Add(t.idle))
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			var ne net.Error
+			if t.idle > 0 && errors.As(err, &ne) && ne.Timeout() && t.now().Sub(time.Unix(0, t.last.Load())) < t.idle {
+				continue // quiet this way, busy the other
+			}
+			return
+		}
+	}
 }
 
 func closeWrite(c net.Conn) {

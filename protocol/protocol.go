@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultPreset is the header preset of a session whose config names none.
@@ -30,6 +31,16 @@ const (
 	MaxRedirectsLimit = 100
 	MaxRetriesLimit   = 20
 	MaxHeaders        = 100
+	// MaxConnsPerHostLimit bounds MaxConnsPerHost and MaxIdleConnsPerHost;
+	// MaxIdleConnTimeout bounds IdleConnTimeout (one day, in ms).
+	MaxConnsPerHostLimit = 4096
+	MaxIdleConnTimeout   = 24 * 60 * 60 * 1000
+)
+
+// Defaults of the connection pool fields of SessionConfig.
+const (
+	DefaultMaxIdleConnsPerHost = 128
+	DefaultIdleConnTimeout     = 90 * time.Second
 )
 
 // ErrInvalidConfig is wrapped by every error Validate and Decode return.
@@ -76,6 +87,26 @@ type SessionConfig struct {
 	CACerts string `json:"caCerts,omitempty"`
 	// DisableKeepAlives closes each connection after one request.
 	DisableKeepAlives bool `json:"disableKeepAlives,omitempty"`
+	// MaxConnsPerHost caps the connections, busy and idle, that the session
+	// holds to one host; a request beyond the cap waits for one. 0 means
+	// no cap.
+	//
+	// A browser keeps about 6 HTTP/1.1 connections per host, and a server
+	// that counts them sees a session with more as something other than
+	// one browser. A worker pool that drives one session from many
+	// goroutines at once needs as many connections as it has requests in
+	// flight, or each request waits (with a cap) or dials and closes a
+	// connection of its own (with too small an idle pool). Set 6 to look
+	// like one browser and accept the queueing; leave 0 for throughput.
+	MaxConnsPerHost int `json:"maxConnsPerHost,omitempty"`
+	// MaxIdleConnsPerHost is how many idle connections per host the
+	// session keeps for reuse; 0 means DefaultMaxIdleConnsPerHost (128).
+	// Below the concurrency put on the session, connections are dialled and
+	// closed at every burst. An idle connection costs one file descriptor.
+	MaxIdleConnsPerHost int `json:"maxIdleConnsPerHost,omitempty"`
+	// IdleConnTimeout closes a connection idle this many milliseconds; 0
+	// means DefaultIdleConnTimeout (90 s).
+	IdleConnTimeout int `json:"idleConnTimeout,omitempty"`
 	// ForceHTTP1, ForceHTTP2 and ForceHTTP3 pin the protocol; at most one
 	// may be set. DisableHTTP3 keeps a session off QUIC.
 	ForceHTTP1   bool `json:"forceHTTP1,omitempty"`
@@ -94,6 +125,26 @@ type SessionConfig struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// WithoutCookieJar turns the session's cookie jar off.
 	WithoutCookieJar bool `json:"withoutCookieJar,omitempty"`
+}
+
+// Pool returns the connection pool settings the config asks for, with the
+// defaults filled in: the cap on connections per host (0: none), the idle
+// connections kept per host, and how long an idle one is kept.
+func (c *SessionConfig) Pool() (maxConnsPerHost, maxIdleConnsPerHost int, idleConnTimeout time.Duration) {
+	maxIdleConnsPerHost, idleConnTimeout = DefaultMaxIdleConnsPerHost, DefaultIdleConnTimeout
+	if c == nil {
+		return 0, maxIdleConnsPerHost, idleConnTimeout
+	}
+	if c.MaxIdleConnsPerHost > 0 {
+		maxIdleConnsPerHost = c.MaxIdleConnsPerHost
+	}
+	if c.MaxConnsPerHost > 0 {
+		maxIdleConnsPerHost = min(maxIdleConnsPerHost, c.MaxConnsPerHost)
+	}
+	if c.IdleConnTimeout > 0 {
+		idleConnTimeout = time.Duration(c.IdleConnTimeout) * time.Millisecond
+	}
+	return c.MaxConnsPerHost, maxIdleConnsPerHost, idleConnTimeout
 }
 
 // PresetName returns the preset the config asks for, DefaultPreset if none.
@@ -195,6 +246,21 @@ func (c *SessionConfig) Validate() error {
 	}
 	if !c.RetryEnabled && (c.MaxRetries > 0 || len(c.RetryOnStatus) > 0 || c.RetryWaitMin > 0 || c.RetryWaitMax > 0) {
 		return bad("maxRetries, retryOnStatus or retryWait set with retryEnabled false")
+	}
+	if c.MaxConnsPerHost < 0 || c.MaxConnsPerHost > MaxConnsPerHostLimit {
+		return bad("maxConnsPerHost %d: want 0 to %d", c.MaxConnsPerHost, MaxConnsPerHostLimit)
+	}
+	if c.MaxIdleConnsPerHost < 0 || c.MaxIdleConnsPerHost > MaxConnsPerHostLimit {
+		return bad("maxIdleConnsPerHost %d: want 0 to %d", c.MaxIdleConnsPerHost, MaxConnsPerHostLimit)
+	}
+	if c.MaxConnsPerHost > 0 && c.MaxIdleConnsPerHost > c.MaxConnsPerHost {
+		return bad("maxIdleConnsPerHost %d is above maxConnsPerHost %d", c.MaxIdleConnsPerHost, c.MaxConnsPerHost)
+	}
+	if c.IdleConnTimeout < 0 || c.IdleConnTimeout > MaxIdleConnTimeout {
+		return bad("idleConnTimeout %d ms: want 0 to %d (one day)", c.IdleConnTimeout, MaxIdleConnTimeout)
+	}
+	if c.DisableKeepAlives && (c.MaxIdleConnsPerHost > 0 || c.IdleConnTimeout > 0) {
+		return bad("maxIdleConnsPerHost or idleConnTimeout with disableKeepAlives: no connection is kept")
 	}
 	forced := 0
 	for _, f := range []bool{c.ForceHTTP1, c.ForceHTTP2, c.ForceHTTP3} {

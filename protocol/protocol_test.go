@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -54,6 +55,16 @@ func TestValidate(t *testing.T) {
 		{"connectTo bad port", &SessionConfig{ConnectTo: map[string]string{"a.com:443": "b.com:70000"}}, `bad port "70000"`},
 		{"header name", &SessionConfig{Headers: map[string]string{"Bad Header": "x"}}, `header name "Bad Header"`},
 		{"header value", &SessionConfig{Headers: map[string]string{"X-A": "a\r\nX-B: b"}}, "CR, LF or NUL"},
+		{"pool", &SessionConfig{MaxConnsPerHost: 6, MaxIdleConnsPerHost: 6, IdleConnTimeout: 30000}, ""},
+		{"pool limits", &SessionConfig{MaxConnsPerHost: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: 86400000}, ""},
+		{"negative max conns", &SessionConfig{MaxConnsPerHost: -1}, "maxConnsPerHost -1: want 0 to 4096"},
+		{"huge max conns", &SessionConfig{MaxConnsPerHost: 4097}, "maxConnsPerHost 4097"},
+		{"negative idle conns", &SessionConfig{MaxIdleConnsPerHost: -1}, "maxIdleConnsPerHost -1"},
+		{"huge idle conns", &SessionConfig{MaxIdleConnsPerHost: 1 << 40}, "maxIdleConnsPerHost 1099511627776"},
+		{"idle above max", &SessionConfig{MaxConnsPerHost: 6, MaxIdleConnsPerHost: 7}, "maxIdleConnsPerHost 7 is above maxConnsPerHost 6"},
+		{"negative idle timeout", &SessionConfig{IdleConnTimeout: -1}, "idleConnTimeout -1 ms"},
+		{"huge idle timeout", &SessionConfig{IdleConnTimeout: 18446744073710}, "idleConnTimeout 18446744073710 ms"},
+		{"idle pool without keep-alives", &SessionConfig{DisableKeepAlives: true, MaxIdleConnsPerHost: 2}, "with disableKeepAlives"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -179,4 +190,22 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip changed %s to %s", b, b2)
 		}
 	})
+}
+
+func TestPool(t *testing.T) {
+	for _, tc := range []struct {
+		cfg               *SessionConfig
+		maxConns, maxIdle int
+		idle              time.Duration
+	}{
+		{nil, 0, DefaultMaxIdleConnsPerHost, DefaultIdleConnTimeout},
+		{&SessionConfig{}, 0, DefaultMaxIdleConnsPerHost, DefaultIdleConnTimeout},
+		{&SessionConfig{MaxConnsPerHost: 6}, 6, 6, DefaultIdleConnTimeout},
+		{&SessionConfig{MaxIdleConnsPerHost: 3, IdleConnTimeout: 1500}, 0, 3, 1500 * time.Millisecond},
+	} {
+		c, i, d := tc.cfg.Pool()
+		if c != tc.maxConns || i != tc.maxIdle || d != tc.idle {
+			t.Errorf("%+v.Pool() = %d, %d, %v; want %d, %d, %v", tc.cfg, c, i, d, tc.maxConns, tc.maxIdle, tc.idle)
+		}
+	}
 }

@@ -101,6 +101,9 @@ func (h *httpState) connect(ctx context.Context, pu *url.URL, addr string) (net.
 	// connection is closed under the read below.
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: addr}, Host: addr, Header: http.Header{}}
+	for k, vv := range connectHeader(ctx) {
+		req.Header[k] = vv
+	}
 	if pu.User != nil {
 		pass, _ := pu.User.Password()
 		req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(pu.User.Username()+":"+pass)))

@@ -114,7 +114,7 @@ func newHTTPState(s *Session) (*httpState, error) {
 	h.client = &http.Client{
 		Transport:     &roundTripper{h: h},
 		Timeout:       time.Duration(cfg.Timeout) * time.Millisecond,
-		CheckRedirect: redirectPolicy(cfg),
+		CheckRedirect: perRequestRedirects(redirectPolicy(cfg)),
 	}
 	if j := s.cookieJar(true); j != nil {
 		h.client.Jar = j
@@ -137,14 +137,16 @@ func (h *httpState) newTCPTransport() tcpTransport {
 
 func (h *httpState) newGoTransport() *http.Transport {
 	cfg := h.s.config
+	maxConns, maxIdle, idleTimeout := cfg.Pool()
 	t := &http.Transport{
 		Proxy:                 h.proxy,
 		DialContext:           h.dial,
 		TLSClientConfig:       h.tlsConf,
 		TLSHandshakeTimeout:   10 * time.Second,
 		DisableKeepAlives:     cfg.DisableKeepAlives,
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       90 * time.Second,
+		MaxConnsPerHost:       maxConns,
+		MaxIdleConnsPerHost:   maxIdle,
+		IdleConnTimeout:       idleTimeout,
 		ExpectContinueTimeout: time.Second,
 		Protocols:             new(http.Protocols),
 	}

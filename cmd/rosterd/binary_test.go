@@ -203,7 +203,7 @@ var slowBody = strings.Repeat("0123456789abcdef", 4096) // 64 KiB
 
 func testBinaryCurl(t *testing.T, bin, curlBin string) {
 	be := backend(t, nil)
-	const tok = "T0K-bin"
+	const tok = "T0K-bin-0123456789"
 	d := startDaemon(t, bin, "-listen", "127.0.0.1:0", "-token", tok)
 	api := "http://" + d.addr
 
@@ -235,7 +235,8 @@ func testBinaryCurl(t *testing.T, bin, curlBin string) {
 	}
 	proxy := func(id string) string { return "http://" + id + ":" + tok + "@" + d.addr }
 	for i, who := range []string{"a", "b"} {
-		got := cookies(curl(t, curlBin, "-x", proxy(ids[i]), be.URL+"/cookies/set?who="+who))
+		// -L: the proxy passes the redirect on, as a forward proxy must.
+		got := cookies(curl(t, curlBin, "-L", "-x", proxy(ids[i]), be.URL+"/cookies/set?who="+who))
 		if len(got) != 1 || got["who"] != who {
 			t.Fatalf("session %d after /cookies/set?who=%s: %v", i, who, got)
 		}
@@ -276,7 +277,7 @@ func testBinaryCurl(t *testing.T, bin, curlBin string) {
 func testBinaryGracefulShutdown(t *testing.T, bin, curlBin string) {
 	arrived := make(chan struct{}, 1)
 	be := backend(t, arrived)
-	const tok = "T"
+	const tok = "T-0123456789abcdef"
 	d := startDaemon(t, bin, "-listen", "127.0.0.1:0", "-token", tok, "-shutdown-timeout", "20s")
 	id := strings.TrimSpace(curl(t, curlBin, "-X", "POST", "-H", "Authorization: Bearer "+tok, "http://"+d.addr+"/v1/sessions"))
 	var created struct{ ID string }
