@@ -70,6 +70,7 @@ func (h *httpState) newFPTransport() *fpTransport {
 	case cfg.ForceHTTP2:
 		ft.alpn = []string{"h2"}
 	}
+	maxConns, maxIdle, idleTimeout := cfg.Pool()
 	ft.t1 = &fhttp.Transport{
 		Proxy:                 ft.proxy,
 		DialContext:           h.dial,
@@ -78,8 +79,9 @@ func (h *httpState) newFPTransport() *fpTransport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		DisableKeepAlives:     cfg.DisableKeepAlives,
 		DisableCompression:    true, // the session decodes what the preset asked for
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       90 * time.Second,
+		MaxConnsPerHost:       maxConns,
+		MaxIdleConnsPerHost:   maxIdle,
+		IdleConnTimeout:       idleTimeout,
 		ExpectContinueTimeout: time.Second,
 	}
 	if !cfg.ForceHTTP1 {
@@ -87,7 +89,7 @@ func (h *httpState) newFPTransport() *fpTransport {
 		if err != nil { // only if t1 was configured before: it is new
 			panic("session: " + err.Error())
 		}
-		ft.shapeHTTP2(t2)
+		ft.shapeHTTP2(t2, idleTimeout)
 	}
 	if cfg.ForceHTTP2 {
 		ft.h2c = &http2.Transport{
@@ -99,13 +101,13 @@ func (h *httpState) newFPTransport() *fpTransport {
 			},
 			DisableCompression: true,
 		}
-		ft.shapeHTTP2(ft.h2c)
+		ft.shapeHTTP2(ft.h2c, idleTimeout)
 	}
 	return ft
 }
 
 // shapeHTTP2 gives t the preset's HTTP/2 connection preface and HEADERS.
-func (ft *fpTransport) shapeHTTP2(t *http2.Transport) {
+func (ft *fpTransport) shapeHTTP2(t *http2.Transport, idleTimeout time.Duration) {
 	spec := ft.p.HTTP2
 	t.Settings = make(map[http2.SettingID]uint32, len(spec.Settings))
 	t.SettingsOrder = make([]http2.SettingID, len(spec.Settings))
@@ -124,7 +126,7 @@ func (ft *fpTransport) shapeHTTP2(t *http2.Transport) {
 		t.HeaderPriority = &pp
 	}
 	t.PseudoHeaderOrder = spec.PseudoHeaderOrder
-	t.IdleConnTimeout = 90 * time.Second
+	t.IdleConnTimeout = idleTimeout
 }
 
 func priorityParam(p preset.Priority) http2.PriorityParam {

@@ -65,38 +65,47 @@ func burst(t *testing.T, s *Session, url string, n int) {
 // burst of 32 requests at once, repeated, dials no new ones (the old
 // default of 16 idle per host dialled 16 per burst).
 func TestPoolNoChurn(t *testing.T) {
-	const n = 32
-	ts, conns := countingServer(t, n, true)
-	m, _ := newTestManager(t)
-	s := newSessionFor(t, m, nil)
-	burst(t, s, ts.URL, n)
-	if got := conns.Load(); got != n {
-		t.Fatalf("first burst: %d connections, want %d", got, n)
-	}
-	for i := range 3 {
-		burst(t, s, ts.URL, n)
-		if got := conns.Load(); got != n {
-			t.Fatalf("burst %d: %d connections in all, want %d (none new)", i+2, got, n)
-		}
+	for _, name := range []string{"chrome-latest", "go"} { // both transports
+		t.Run(name, func(t *testing.T) {
+			const n = 32
+			ts, conns := countingServer(t, n, true)
+			m, _ := newTestManager(t)
+			s := newSessionFor(t, m, &protocol.SessionConfig{Preset: name})
+			burst(t, s, ts.URL, n)
+			if got := conns.Load(); got != n {
+				t.Fatalf("first burst: %d connections, want %d", got, n)
+			}
+			for i := range 3 {
+				burst(t, s, ts.URL, n)
+				if got := conns.Load(); got != n {
+					t.Fatalf("burst %d: %d connections in all, want %d (none new)", i+2, got, n)
+				}
+			}
+		})
 	}
 }
 
-// Issue 14.1: MaxConnsPerHost and MaxIdleConnsPerHost apply.
+// Issue 14.1: MaxConnsPerHost and MaxIdleConnsPerHost apply, on Go's
+// transport and on the fingerprinted one.
 func TestPoolSettingsApplied(t *testing.T) {
-	ts, conns := countingServer(t, 0, false)
-	m, _ := newTestManager(t)
-	s := newSessionFor(t, m, &protocol.SessionConfig{MaxConnsPerHost: 1})
-	burst(t, s, ts.URL, 8)
-	if got := conns.Load(); got != 1 {
-		t.Fatalf("MaxConnsPerHost 1: %d connections for 8 requests at once", got)
-	}
+	for _, name := range []string{"chrome-latest", "go"} {
+		t.Run(name, func(t *testing.T) {
+			ts, conns := countingServer(t, 0, false)
+			m, _ := newTestManager(t)
+			s := newSessionFor(t, m, &protocol.SessionConfig{Preset: name, MaxConnsPerHost: 1})
+			burst(t, s, ts.URL, 8)
+			if got := conns.Load(); got != 1 {
+				t.Fatalf("MaxConnsPerHost 1: %d connections for 8 requests at once", got)
+			}
 
-	const n = 8
-	ts, conns = countingServer(t, n, true)
-	s = newSessionFor(t, m, &protocol.SessionConfig{MaxIdleConnsPerHost: 2})
-	burst(t, s, ts.URL, n)
-	burst(t, s, ts.URL, n)
-	if got := conns.Load(); got != n+n-2 {
-		t.Fatalf("MaxIdleConnsPerHost 2: %d connections after two bursts of %d, want %d", got, n, n+n-2)
+			const n = 8
+			ts, conns = countingServer(t, n, true)
+			s = newSessionFor(t, m, &protocol.SessionConfig{Preset: name, MaxIdleConnsPerHost: 2})
+			burst(t, s, ts.URL, n)
+			burst(t, s, ts.URL, n)
+			if got := conns.Load(); got != n+n-2 {
+				t.Fatalf("MaxIdleConnsPerHost 2: %d connections after two bursts of %d, want %d", got, n, n+n-2)
+			}
+		})
 	}
 }
