@@ -340,6 +340,7 @@ func TestProxyClientMistakes(t *testing.T) {
 		{"CONNECT no port", "CONNECT 127.0.0.1 HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n"},
 		{"CONNECT userinfo", "CONNECT u@127.0.0.1:80 HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n"},
 		{"ftp", "GET ftp://127.0.0.1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth + "\r\n"},
+		{"no host", "GET http:///x HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth + "\r\n"},
 		{"bad chunk", "POST http://" + backend + "/post HTTP/1.1\r\nHost: " + backend + "\r\n" + auth +
 			"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"},
 		{"short body", "POST http://" + backend + "/post HTTP/1.1\r\nHost: " + backend + "\r\n" + auth +

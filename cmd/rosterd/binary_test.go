@@ -50,6 +50,39 @@ func TestBinary(t *testing.T) {
 	bin := buildRosterd(t, t.TempDir())
 	t.Run("curl", func(t *testing.T) { testBinaryCurl(t, bin, curlBin) })
 	t.Run("graceful shutdown", func(t *testing.T) { testBinaryGracefulShutdown(t, bin, curlBin) })
+	t.Run("exit codes", func(t *testing.T) { testBinaryExitCodes(t, bin) })
+}
+
+// testBinaryExitCodes: -h and -version succeed; a bad flag or environment
+// variable fails, naming it.
+func testBinaryExitCodes(t *testing.T, bin string) {
+	for _, tc := range []struct {
+		args []string
+		env  string
+		code int
+		want string
+	}{
+		{[]string{"-h"}, "", 0, "-max-conns int"},
+		{[]string{"-version"}, "", 0, "rosterd "},
+		{[]string{"-max-sessions", "x"}, "", 1, "-max-sessions"},
+		{nil, "ROSTER_IDLE_TIMEOUT=soon", 1, `ROSTER_IDLE_TIMEOUT="soon"`},
+	} {
+		cmd := exec.Command(bin, tc.args...)
+		cmd.Env = append(os.Environ(), "ROSTER_LISTEN=127.0.0.1:0")
+		if tc.env != "" {
+			cmd.Env = append(cmd.Env, tc.env)
+		}
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code || !strings.Contains(string(out), tc.want) {
+			t.Errorf("rosterd %v %s: exit %d, want %d; output lacks %q?\n%s", tc.args, tc.env, code, tc.code, tc.want, out)
+		}
+	}
 }
 
 // curlPath finds curl: a missing curl skips the test locally and fails
