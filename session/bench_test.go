@@ -102,6 +102,30 @@ func BenchmarkRequest(b *testing.B) {
 			drain(c.Do(req))
 		}
 	})
+	// Go's stack with the same headers: the session layer alone.
+	b.Run("client=session-go", func(b *testing.B) {
+		p, err := preset.Lookup(protocol.DefaultPreset)
+		if err != nil {
+			b.Fatal(err)
+		}
+		hdrs := map[string]string{}
+		for _, h := range p.Headers {
+			hdrs[h.Name] = h.Value
+		}
+		m := NewManager()
+		defer m.Shutdown()
+		id, err := m.CreateSession(&protocol.SessionConfig{Preset: "go", Headers: hdrs})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, _ := m.GetSession(id)
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			drain(s.Get(ctx, srv.URL))
+		}
+	})
+	// The default preset: the browser's header order through fhttp.
 	b.Run("client=session", func(b *testing.B) {
 		m := NewManager()
 		defer m.Shutdown()
