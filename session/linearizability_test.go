@@ -138,6 +138,9 @@ type linKind uint8
 const (
 	linReserve       linKind = iota // create: took a slot (slots < cap)
 	linFull                         // create: ErrMaxSessions (slots >= cap)
+	linFree                         // create: id absent when checked, before reserving
+	linDupCheck                     // create that fails with ErrSessionExists: id present (early), or absent (late)
+	linDupReserve                   // ... late only: took a slot
 	linInsert                       // create: id absent, registered at T
 	linCount                        // create: active++
 	linDup                          // create: id present: ErrSessionExists
@@ -160,7 +163,8 @@ const (
 )
 
 var linKindNames = [...]string{
-	linReserve: "reserve", linFull: "full", linInsert: "insert", linCount: "active++",
+	linReserve: "reserve", linFull: "full", linFree: "free", linDupCheck: "taken?", linDupReserve: "reserve?",
+	linInsert: "insert", linCount: "active++",
 	linDup: "exists", linDupRelease: "release",
 	linGetFound: "found", linGetMissing: "not found",
 	linCloseRemove: "remove", linCloseActive: "active--", linCloseRelease: "release", linCloseMissing: "not found",
@@ -192,6 +196,7 @@ type linState struct {
 	evict   [linIDs]int8      // steps of the eviction of each id taken
 	gen     [linIDs]uint16    // sessions inserted under each id so far
 	handle  [linClients]int32 // get-then-close: the gen the get found; -1 once its Close removed it
+	late    [linClients]bool  // a create failing with ErrSessionExists found the id free first and took a slot
 }
 
 func linStep(st linState, in linInput) (bool, linState) {
@@ -216,6 +221,17 @@ func linStep(st linState, in linInput) (bool, linState) {
 		st.slots++
 	case linFull:
 		ok = st.slots >= linCap
+	case linFree:
+		ok = !present
+	case linDupCheck:
+		// Either the early check saw the id taken, or it saw it free and
+		// the insert, with a slot held, found it taken.
+		st.late[in.client] = !present
+	case linDupReserve:
+		if st.late[in.client] {
+			ok = st.slots < linCap
+			st.slots++
+		}
 	case linInsert:
 		ok = !present
 		st.present |= bit
@@ -225,7 +241,12 @@ func linStep(st linState, in linInput) (bool, linState) {
 		st.active++
 	case linDup:
 		ok = present
-	case linDupRelease, linCloseRelease:
+	case linDupRelease:
+		if st.late[in.client] {
+			st.slots--
+		}
+		st.late[in.client] = false
+	case linCloseRelease:
 		st.slots--
 	case linGetFound:
 		ok = present
@@ -329,7 +350,8 @@ type linHistory struct {
 	seq     atomic.Int64 // porcupine's timestamps
 	clockMu sync.RWMutex // read: an operation; write: a clock advance
 	sweepMu sync.Mutex   // one Sweep at a time, so the hook knows whose
-	evicted []int        // by the Sweep in progress, from the hook
+	evicted []int        // removed by the Sweep in progress
+	hooked  int          // hook calls with EvictIdle in the Sweep in progress
 	stats   *linStats
 }
 
@@ -360,11 +382,16 @@ func runLinHistory(t testing.TB, seed uint64, calls int, stats *linStats) []porc
 		WithSessionTimeout(linTimeout), WithShards(shards), WithLogger(discardLogger()),
 		WithOnEvict(func(s *Session, r EvictReason) {
 			if r == EvictIdle { // runs on the goroutine of the Sweep, under sweepMu
-				h.evicted = append(h.evicted, linIndex(s.ID()))
+				h.hooked++
 				runtime.Gosched() // removed, not yet counted out: let others look
 			}
 		}))
 	defer h.m.Shutdown()
+	// The sessions a sweep removes are its evictions in the model, though a
+	// Session.Close may take one over before its hook runs (and then the
+	// hook runs on the closer's goroutine with EvictClosed, and Sweep does
+	// not count it).
+	h.m.c.collected = func(s *Session) { h.evicted = append(h.evicted, linIndex(s.ID())) }
 
 	perClient := make([][]porcupine.Operation, linClients)
 	var ready atomic.Int64
@@ -424,13 +451,13 @@ func (h *linHistory) call(r *rand.Rand, c int, ops []porcupine.Operation) []porc
 		switch {
 		case err == nil:
 			h.stats.created.Add(1)
-			steps = []linInput{{kind: linReserve}, {kind: linInsert}, {kind: linCount}}
+			steps = []linInput{{kind: linFree}, {kind: linReserve}, {kind: linInsert}, {kind: linCount}}
 		case errors.Is(err, ErrSessionExists):
 			h.stats.exists.Add(1)
-			steps = []linInput{{kind: linReserve}, {kind: linDup}, {kind: linDupRelease}}
+			steps = []linInput{{kind: linDupCheck}, {kind: linDupReserve}, {kind: linDup}, {kind: linDupRelease}}
 		case errors.Is(err, ErrMaxSessions):
 			h.stats.full.Add(1)
-			steps = []linInput{{kind: linFull}}
+			steps = []linInput{{kind: linFree}, {kind: linFull}}
 		default:
 			h.t.Errorf("CreateSessionWithID(%q): unexpected error %v", name, err)
 		}
@@ -517,6 +544,7 @@ func (h *linHistory) sweep(c int, ops []porcupine.Operation) []porcupine.Operati
 	now := h.clk.stamp()
 	cutoff := now - int64(linTimeout)
 	h.evicted = h.evicted[:0]
+	h.hooked = 0
 	call := h.seq.Add(1)
 	n := h.m.Sweep()
 	ret := h.seq.Add(1)
@@ -524,8 +552,8 @@ func (h *linHistory) sweep(c int, ops []porcupine.Operation) []porcupine.Operati
 	h.count(call, ret)
 	h.stats.sweeps.Add(1)
 
-	if n != len(h.evicted) {
-		h.t.Errorf("Sweep returned %d, but the hook saw %d evictions %v", n, len(h.evicted), h.evicted)
+	if n != h.hooked || n > len(h.evicted) {
+		h.t.Errorf("Sweep returned %d, the hook saw %d evictions, and it removed %v", n, h.hooked, h.evicted)
 	}
 	var gone [linIDs]bool
 	for _, id := range h.evicted {
@@ -650,7 +678,12 @@ func TestLinearizabilityModel(t *testing.T) {
 		return ops
 	}
 	create := func(client int, call, ret int64, id int, at int64) []porcupine.Operation {
-		return op(client, call, ret, linInput{kind: linReserve}, linInput{kind: linInsert, id: id, t: t0 + at}, linInput{kind: linCount})
+		return op(client, call, ret, linInput{kind: linFree, id: id}, linInput{kind: linReserve},
+			linInput{kind: linInsert, id: id, t: t0 + at}, linInput{kind: linCount})
+	}
+	exists := func(client int, call, ret int64, id int) []porcupine.Operation {
+		return op(client, call, ret, linInput{kind: linDupCheck, id: id}, linInput{kind: linDupReserve},
+			linInput{kind: linDup, id: id}, linInput{kind: linDupRelease})
 	}
 	get := func(client int, call, ret int64, id int, at int64, found bool) []porcupine.Operation {
 		if found {
@@ -678,7 +711,7 @@ func TestLinearizabilityModel(t *testing.T) {
 			linInput{kind: linHandleActive, id: id}, linInput{kind: linHandleRelease, id: id})
 	}
 	full := func(client int, call, ret int64, id int) []porcupine.Operation {
-		return op(client, call, ret, linInput{kind: linFull, id: id})
+		return op(client, call, ret, linInput{kind: linFree, id: id}, linInput{kind: linFull, id: id})
 	}
 	cat := func(parts ...[]porcupine.Operation) []porcupine.Operation {
 		var all []porcupine.Operation
@@ -724,8 +757,12 @@ func TestLinearizabilityModel(t *testing.T) {
 		{"Session.Close of a replaced session", cat(create(0, 1, 2, 0, 0), handleClose(1, 3, 10, 0, 0),
 			op(2, 4, 5, linInput{kind: linCloseRemove, id: 0}, linInput{kind: linCloseActive}, linInput{kind: linCloseRelease}),
 			create(3, 6, 7, 0, 0), get(4, 11, 12, 0, 0, true)), true},
-		{"slot freed by Session.Close", cat(fiveCreates(false)[:12], handleClose(5, 50, 51, 0, 0), create(6, 52, 53, 4, 0)), true},
-		{"slot not freed by Session.Close", cat(fiveCreates(false)[:12], handleClose(5, 50, 51, 0, 0), full(6, 52, 53, 4)), false},
+		{"slot freed by Session.Close", cat(fiveCreates(false)[:16], handleClose(5, 50, 51, 0, 0), create(6, 52, 53, 4, 0)), true},
+		{"slot not freed by Session.Close", cat(fiveCreates(false)[:16], handleClose(5, 50, 51, 0, 0), full(6, 52, 53, 4)), false},
+		{"taken ID at the cap is ErrSessionExists", cat(fiveCreates(false)[:16], exists(5, 50, 51, 0)), true},
+		{"free ID at the cap is ErrSessionExists", cat(fiveCreates(false)[:16], exists(5, 50, 51, 4)), false},
+		{"taken ID at the cap is full", cat(fiveCreates(false)[:16], full(5, 50, 51, 0)), false},
+		{"ID taken while a create held a slot", cat(fiveCreates(false)[:12], exists(5, 50, 53, 3), create(3, 51, 52, 3, 0)), true},
 		{"Get racing the sweep finds an evicted one", cat(create(0, 1, 2, 0, 0), get(1, 4, 5, 0, 11*sec, true),
 			get(1, 7, 8, 0, 11*sec, false), sweep(3, 6, 1*sec, 0)), false},
 	}

@@ -42,6 +42,12 @@ type Session struct {
 	inFlight atomic.Int32
 	closed   atomic.Bool
 	close1   sync.Once
+
+	// Once the session has left its Manager: exit holds the EvictReason of
+	// the first exit to claim it, which runs the hook, and accounted is
+	// set by the first to count it and free its slot; see core.retire.
+	exit      atomic.Int32
+	accounted atomic.Bool
 }
 
 // SessionStats is a snapshot of one session.
@@ -172,16 +178,28 @@ func (s *Session) Stats() SessionStats {
 	}
 }
 
-// Close closes the session and removes it from its Manager, freeing its
-// slot. It cancels the requests in flight, whose errors then match
-// ErrSessionClosed, and closes every connection, TCP and QUIC. It is
-// idempotent and always returns nil; the error is there for io.Closer.
+// Close closes the session and removes it from its Manager; when it
+// returns, the session's slot is free. It cancels the requests in flight,
+// whose errors then match ErrSessionClosed, and closes every connection, TCP
+// and QUIC. It is idempotent and always returns nil; the error is there for
+// io.Closer.
+//
+// The Manager's eviction hook runs first, with EvictClosed, on the calling
+// goroutine. If the session is already leaving (a sweep collected it, or
+// Shutdown is closing it) and its hook has not started, Close takes the exit
+// over: the hook runs once, with EvictClosed, and the sweep does not count
+// it. If that hook is already running, Close closes the session under it
+// and frees the slot, and the session is counted under the hook's reason.
 func (s *Session) Close() error {
-	removed := s.mgr != nil && s.mgr.reg.Remove(s.entry)
-	s.shutdown()
-	if removed {
-		s.mgr.left(&s.mgr.closed)
+	if s.mgr == nil {
+		s.shutdown()
+		return nil
 	}
+	// Remove fails when another exit has removed the session, or when it
+	// was never registered (a create that failed): retire settles the
+	// first, and the second cannot be reached by a caller.
+	s.mgr.reg.Remove(s.entry)
+	s.mgr.retire(s, EvictClosed)
 	return nil
 }
 
