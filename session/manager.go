@@ -84,9 +84,9 @@ type core struct {
 	sweeps     int
 	sweepsDone chan struct{}
 
-	state    atomic.Int32  // open, then closing
-	idle     chan struct{} // signalled when inFlight drops to 0 while closing
-	done     chan struct{} // closed when shutdown has finished
+	state atomic.Int32  // open, then closing
+	idle  chan struct{} // signalled when inFlight drops to 0 while closing
+	done  chan struct{} // closed when shutdown has finished
 }
 
 const (
