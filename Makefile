@@ -9,6 +9,7 @@ LISTEN   ?= 127.0.0.1:8899
 FUZZ_TARGETS = \
 	./idgen:FuzzValidate \
 	./protocol:FuzzDecode \
+	./protocol:FuzzDecodeState \
 	./protocol:FuzzCookieStateJSON \
 	./cookies:FuzzSetCookieHeader \
 	./codec:FuzzNewReader \
