@@ -9,6 +9,15 @@ import (
 // ErrInvalidCookie is wrapped by every error CookieState.Validate returns.
 var ErrInvalidCookie = errors.New("invalid cookie")
 
+// Size limits of RFC 6265bis section 5.7, which browsers apply: a cookie
+// whose name and value together are longer than MaxCookieNameValueSize bytes
+// is ignored, and so is a Domain or Path attribute longer than
+// MaxCookieAttributeSize bytes.
+const (
+	MaxCookieNameValueSize = 4096
+	MaxCookieAttributeSize = 1024
+)
+
 // SameSite values a CookieState may hold; the empty string means the cookie
 // had no (or an unknown) SameSite attribute.
 const (
@@ -41,7 +50,9 @@ type CookieState struct {
 // Validate reports the first problem with c; the error wraps ErrInvalidCookie
 // and names the field and the value at fault.
 //
-// The name must be a non-empty RFC 6265 token. The value must be RFC 6265
+// The name and value together must be at most MaxCookieNameValueSize bytes,
+// the domain and path each at most MaxCookieAttributeSize. The name must be
+// a non-empty RFC 6265 token. The value must be RFC 6265
 // cookie-octets, optionally inside one pair of DQUOTEs; space and comma are
 // also accepted, as net/http accepts them from servers (and quotes the value
 // when it sends it back). The domain must be non-empty, without a leading
@@ -55,6 +66,12 @@ func (c CookieState) Validate() error {
 	}
 	if c.Name == "" {
 		return bad("name is empty")
+	}
+	if n := len(c.Name) + len(c.Value); n > MaxCookieNameValueSize {
+		return bad("name and value of %.32q...: %d bytes, the limit is %d", c.Name, n, MaxCookieNameValueSize)
+	}
+	if len(c.Domain) > MaxCookieAttributeSize || len(c.Path) > MaxCookieAttributeSize {
+		return bad("domain or path of %.32q: %d and %d bytes, the limit is %d", c.Name, len(c.Domain), len(c.Path), MaxCookieAttributeSize)
 	}
 	for i := 0; i < len(c.Name); i++ {
 		if !isTokenByte(c.Name[i]) {

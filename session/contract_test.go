@@ -2,16 +2,21 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rosterhq/roster/cookies"
 	"github.com/rosterhq/roster/protocol"
 	"go.uber.org/goleak"
 )
@@ -309,4 +314,79 @@ func waitBlockedIn(t *testing.T, fn string) {
 		runtime.Gosched()
 	}
 	t.Fatalf("no goroutine blocked in %s", fn)
+}
+
+// cookieFloodServer sets 1000 cookies on /flood and answers anything else
+// with the number of cookies it got. Its header limit is a small server's
+// (Go allows MaxHeaderBytes plus 4 KiB, so about 8 KiB), which 1000 cookies
+// of 20 bytes overrun with a 431.
+func cookieFloodServer(t *testing.T) *httptest.Server {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/flood" {
+			for i := range 1000 {
+				http.SetCookie(w, &http.Cookie{Name: fmt.Sprintf("c%04d", i), Value: "0123456789abcdef"})
+			}
+			return
+		}
+		_, _ = fmt.Fprint(w, len(r.Cookies()))
+	}))
+	srv.Config.MaxHeaderBytes = 4096
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func getBody(t *testing.T, s *Session, url string) (int, string) {
+	t.Helper()
+	resp, err := s.Get(context.Background(), url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestCookieFloodLeavesAUsableSession: after a response that sets 1000
+// cookies, and after a restore of 12,000 cookies, the session's next
+// request still goes through.
+func TestCookieFloodLeavesAUsableSession(t *testing.T) {
+	srv := cookieFloodServer(t)
+	m, _ := newTestManager(t)
+	s, _ := m.GetSession(mustCreate(t, m))
+	if code, _ := getBody(t, s, srv.URL+"/flood"); code != 200 {
+		t.Fatalf("flood: %d", code)
+	}
+	code, body := getBody(t, s, srv.URL+"/count")
+	if code != 200 {
+		t.Fatalf("the request after a response with 1000 cookies: status %d, want 200", code)
+	}
+	if n, _ := strconv.Atoi(body); n == 0 || n > cookies.MaxCookiesPerSite {
+		t.Errorf("server got %s cookies, want 1 to %d", body, cookies.MaxCookiesPerSite)
+	}
+
+	st := s.State()
+	host, _, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
+	st.Cookies = nil
+	for i := range 12000 {
+		st.Cookies = append(st.Cookies, protocol.CookieState{
+			Name: fmt.Sprintf("r%05d", i), Value: "0123456789abcdef", Domain: host, Path: "/", HostOnly: true,
+		})
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	id, err := m.RestoreSession(data)
+	if err != nil {
+		t.Fatalf("restore of 12,000 cookies: %v", err)
+	}
+	r, _ := m.GetSession(id)
+	if n := len(r.Cookies()); n > cookies.MaxCookiesPerSite {
+		t.Errorf("restored session holds %d cookies for one host, want at most %d", n, cookies.MaxCookiesPerSite)
+	}
+	if code, _ := getBody(t, r, srv.URL+"/count"); code != 200 {
+		t.Errorf("the first request of a session restored with 12,000 cookies: status %d, want 200", code)
+	}
 }
