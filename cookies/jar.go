@@ -91,8 +91,8 @@ type Jar struct {
 	byDomain map[string]map[pathName]*entry
 	sites    map[string]int // cookies held per site, expired ones included
 	n        int            // cookies held, expired ones included
-	last     time.Time // the latest Created handed out
-	seq      uint64    // the next entry's sequence number
+	last     time.Time      // the latest Created handed out
+	seq      uint64         // the next entry's sequence number
 }
 
 type pathName struct{ path, name string }
