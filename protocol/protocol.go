@@ -183,7 +183,10 @@ func (c *SessionConfig) Validate() error {
 			return bad("proxy %q: no host", redact(c.Proxy))
 		}
 	}
-	if c.Timeout < 0 || c.Timeout > MaxTimeoutMs {
+	if c.Timeout < 0 {
+		return bad("timeout %d ms: must not be negative", c.Timeout)
+	}
+	if c.Timeout > MaxTimeoutMs {
 		return bad("timeout %d ms: want 0 to %d ms (one day)", c.Timeout, MaxTimeoutMs)
 	}
 	if c.MaxRedirects < 0 || c.MaxRedirects > MaxRedirectsLimit {

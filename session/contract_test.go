@@ -390,3 +390,28 @@ func TestCookieFloodLeavesAUsableSession(t *testing.T) {
 		t.Errorf("the first request of a session restored with 12,000 cookies: status %d, want 200", code)
 	}
 }
+
+// TestStatsJSONInMilliseconds: durations in JSON are milliseconds, as in
+// SessionConfig, and read back.
+func TestStatsJSONInMilliseconds(t *testing.T) {
+	st := SessionStats{ID: "x", Age: 90 * time.Second, IdleTime: 1500 * time.Millisecond}
+	data, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"ageMs":90000`, `"idleTimeMs":1500`, `"id":"x"`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("%s lacks %s", data, want)
+		}
+	}
+	if strings.Contains(string(data), `"age"`) || strings.Contains(string(data), `"idleTime"`) {
+		t.Errorf("%s still has a nanosecond field", data)
+	}
+	var back SessionStats
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back != st {
+		t.Errorf("round trip: %+v, want %+v", back, st)
+	}
+}

@@ -102,13 +102,22 @@ type waiter struct {
 // ManagerStats counts what a Manager has done since it was made. Created
 // equals Closed + Evicted + Active once no create is in progress.
 type ManagerStats struct {
-	Active   int64 `json:"active"`   // sessions registered now
-	Created  int64 `json:"created"`  // sessions registered, ever
-	Closed   int64 `json:"closed"`   // closed by their holder, CloseSession or Shutdown
-	Evicted  int64 `json:"evicted"`  // evicted for idleness
-	Rejected int64 `json:"rejected"` // creates refused at the cap
-	InFlight int64 `json:"inFlight"` // requests in flight now
-	Waiting  int64 `json:"waiting"`  // CreateSessionWait calls queued now
+	// Active is the number of sessions registered now.
+	Active int64 `json:"active"`
+	// Created is the number of sessions registered, ever.
+	Created int64 `json:"created"`
+	// Closed counts sessions closed by their holder, CloseSession or
+	// Shutdown.
+	Closed int64 `json:"closed"`
+	// Evicted counts sessions evicted for idleness.
+	Evicted int64 `json:"evicted"`
+	// Rejected counts creates refused at the cap (not those refused for a
+	// bad config, an unknown preset or a taken ID).
+	Rejected int64 `json:"rejected"`
+	// InFlight is the number of requests in flight now.
+	InFlight int64 `json:"inFlight"`
+	// Waiting is the number of CreateSessionWait calls queued now.
+	Waiting int64 `json:"waiting"`
 }
 
 // NewManager returns a running Manager. Without options it holds at most

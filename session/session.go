@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"sync"
@@ -50,18 +51,61 @@ type Session struct {
 	accounted atomic.Bool
 }
 
-// SessionStats is a snapshot of one session.
+// SessionStats is a snapshot of one session. In JSON, as everywhere in
+// roster's JSON, durations are integers of milliseconds, named with an Ms
+// suffix: Age is "ageMs" and IdleTime is "idleTimeMs".
 type SessionStats struct {
-	ID           string        `json:"id"`
-	Preset       string        `json:"preset"`
-	CreatedAt    time.Time     `json:"createdAt"`
-	LastUsed     time.Time     `json:"lastUsed"`
-	RequestCount int64         `json:"requestCount"`
-	InFlight     int           `json:"inFlight"`
-	Active       bool          `json:"active"`
-	CookieCount  int           `json:"cookieCount"`
-	Age          time.Duration `json:"age"`
-	IdleTime     time.Duration `json:"idleTime"`
+	// ID is the session's ID.
+	ID string `json:"id"`
+	// Preset is the name of the session's header preset.
+	Preset string `json:"preset"`
+	// CreatedAt is when the session was made or first made, if restored;
+	// RFC 3339 text in JSON.
+	CreatedAt time.Time `json:"createdAt"`
+	// LastUsed is when the session was last used; see Session.LastUsed.
+	LastUsed time.Time `json:"lastUsed"`
+	// RequestCount is how many requests the session has begun, including
+	// those of the saved session it was restored from.
+	RequestCount int64 `json:"requestCount"`
+	// InFlight is how many of its requests are in flight now.
+	InFlight int `json:"inFlight"`
+	// Active reports whether the session is open.
+	Active bool `json:"active"`
+	// CookieCount is how many unexpired cookies its jar holds.
+	CookieCount int `json:"cookieCount"`
+	// Age is how long ago it was created; "ageMs" in JSON.
+	Age time.Duration `json:"-"`
+	// IdleTime is how long it has not been used, 0 while a request is in
+	// flight; "idleTimeMs" in JSON.
+	IdleTime time.Duration `json:"-"`
+}
+
+// statsJSON is SessionStats as JSON carries it.
+type statsJSON struct {
+	plainStats
+	AgeMs      int64 `json:"ageMs"`
+	IdleTimeMs int64 `json:"idleTimeMs"`
+}
+
+// plainStats has SessionStats' fields without its methods.
+type plainStats SessionStats
+
+// MarshalJSON writes the stats with Age and IdleTime as "ageMs" and
+// "idleTimeMs", whole milliseconds.
+func (st SessionStats) MarshalJSON() ([]byte, error) {
+	return json.Marshal(statsJSON{plainStats(st), st.Age.Milliseconds(), st.IdleTime.Milliseconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (st *SessionStats) UnmarshalJSON(data []byte) error {
+	var v statsJSON
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*st = SessionStats(v.plainStats)
+	st.Age = time.Duration(v.AgeMs) * time.Millisecond
+	st.IdleTime = time.Duration(v.IdleTimeMs) * time.Millisecond
+	return nil
 }
 
 // newSession builds a session; cfg must be valid and is copied. It fails
