@@ -21,7 +21,7 @@ func TestDecodeStrict(t *testing.T) {
 		{"version in upper case", strings.Replace(good, `"version"`, `"Version"`, 1), `key "Version"`},
 		{"nested field in another case", strings.Replace(good, `"id":"x"`, `"id":"x","config":{"Timeout":5}`, 1), `config: key "Timeout"`},
 		{"cookie field in another case", strings.Replace(good, `"id":"x"`, `"id":"x","cookies":[{"NAME":"a","value":"b","domain":"a.com","path":"/"}]`, 1), `cookies[0]: key "NAME"`},
-		{"duplicate key", strings.Replace(good, `"id":"x"`, `"id":"x","id":"y"`, 1), `top level: duplicate key "id"`},
+		{"duplicate key", strings.Replace(good, `"id":"x"`, `"id":"x","id":"y"`, 1), `duplicate key "id"`},
 		{"duplicate nested key", strings.Replace(good, `"id":"x"`, `"id":"x","config":{"timeout":5,"timeout":6}`, 1), `config: duplicate key "timeout"`},
 		{"duplicate header", strings.Replace(good, `"id":"x"`, `"id":"x","config":{"headers":{"A":"1","A":"2"}}`, 1), `config.headers: duplicate key "A"`},
 		{"huge timeout", strings.Replace(good, `"id":"x"`, `"id":"x","config":{"timeout":18446744073710}`, 1), "timeout 18446744073710 ms"},

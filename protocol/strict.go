@@ -38,7 +38,7 @@ func walkStrict(dec *json.Decoder, t reflect.Type, path string, depth int) error
 		return nil // a scalar: the decoder checks its type
 	}
 	if depth >= maxDepth {
-		return fmt.Errorf("%s: nested deeper than %d", orTop(path), maxDepth)
+		return fmt.Errorf("%snested deeper than %d", at0(path), maxDepth)
 	}
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -66,7 +66,7 @@ func walkStrict(dec *json.Decoder, t reflect.Type, path string, depth int) error
 				at = key
 			}
 			if seen[key] {
-				return fmt.Errorf("%s: duplicate key %q", orTop(path), key)
+				return fmt.Errorf("%sduplicate key %q", at0(path), key)
 			}
 			seen[key] = true
 			vt := elem
@@ -75,7 +75,7 @@ func walkStrict(dec *json.Decoder, t reflect.Type, path string, depth int) error
 				if !ok {
 					for name := range fields {
 						if strings.EqualFold(name, key) {
-							return fmt.Errorf("%s: key %q: field names are case-sensitive, want %q", orTop(path), key, name)
+							return fmt.Errorf("%skey %q: field names are case-sensitive, want %q", at0(path), key, name)
 						}
 					}
 				}
@@ -102,11 +102,12 @@ func walkStrict(dec *json.Decoder, t reflect.Type, path string, depth int) error
 	return err
 }
 
-func orTop(path string) string {
+// at0 returns the prefix of a message about path: "" at the top level.
+func at0(path string) string {
 	if path == "" {
-		return "top level"
+		return ""
 	}
-	return path
+	return path + ": "
 }
 
 // jsonFields returns the JSON names of the exported fields of the struct
