@@ -415,3 +415,18 @@ func TestStatsJSONInMilliseconds(t *testing.T) {
 		t.Errorf("round trip: %+v, want %+v", back, st)
 	}
 }
+
+// TestManagerCopyKeepsWorking: a copy of a Manager (go vet reports most
+// copies, but not this form) shares its state, and the garbage collector
+// does not shut it down while the copy is in use.
+func TestManagerCopyKeepsWorking(t *testing.T) {
+	m := *NewManager(WithCleanupInterval(0))
+	defer m.Shutdown()
+	for range 5 {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := m.CreateSession(nil); err != nil {
+		t.Fatalf("CreateSession on a copied Manager after GC: %v", err)
+	}
+}

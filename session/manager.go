@@ -35,8 +35,8 @@ import (
 // more: not the Manager, no Session from it, no request in flight. Until
 // then it keeps working, so a Session the program still holds stays usable.
 //
-// A Manager must not be copied; use the *Manager NewManager returns (go vet
-// reports copies).
+// A Manager must not be copied; use the *Manager NewManager returns. go vet
+// reports most copies; one it misses still shares the original's state.
 type Manager struct {
 	noCopy noCopy
 	c      *core
