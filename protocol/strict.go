@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 )
@@ -24,7 +25,11 @@ const maxDepth = 32
 func checkStrict(data []byte, t reflect.Type) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	return walkStrict(dec, t, "", 0)
+	err := walkStrict(dec, t, "", 0)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("unexpected end of JSON input") // as encoding/json says it
+	}
+	return err
 }
 
 // walkStrict checks the next JSON value of dec, read as type t (nil: any).
