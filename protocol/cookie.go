@@ -32,18 +32,32 @@ const (
 // which is Expires being non-zero. Times are instants; a jar writes them in
 // UTC.
 type CookieState struct {
-	Name  string `json:"name"`
-	Value string `json:"value"` // as received: a quoted value keeps its DQUOTEs
+	// Name is the cookie's name, an RFC 6265 token.
+	Name string `json:"name"`
+	// Value is the value as received: a quoted value keeps its DQUOTEs.
+	Value string `json:"value"`
 	// Domain is the host (HostOnly) or the domain (and its subdomains) the
-	// cookie is sent to.
-	Domain     string    `json:"domain"` // canonical host or domain, lower case, no leading dot
-	Path       string    `json:"path"`
-	HostOnly   bool      `json:"hostOnly,omitempty"`
-	Secure     bool      `json:"secure,omitempty"`
-	HttpOnly   bool      `json:"httpOnly,omitempty"`
-	SameSite   string    `json:"sameSite,omitempty"` // "Strict", "Lax", "None" or ""
-	Expires    time.Time `json:"expires,omitzero"`   // zero: a session cookie (kept until the jar is cleared)
-	Created    time.Time `json:"created"`
+	// cookie is sent to: canonical, lower case, no leading dot.
+	Domain string `json:"domain"`
+	// Path is the path the cookie is sent for and below.
+	Path string `json:"path"`
+	// HostOnly means the cookie is sent to Domain exactly, not to its
+	// subdomains (it came without a Domain attribute).
+	HostOnly bool `json:"hostOnly,omitempty"`
+	// Secure means the cookie is sent over https (or to loopback) only.
+	Secure bool `json:"secure,omitempty"`
+	// HttpOnly is kept as received; a jar has no scripts to hide it from.
+	HttpOnly bool `json:"httpOnly,omitempty"`
+	// SameSite is "Strict", "Lax", "None" or "", kept as received.
+	SameSite string `json:"sameSite,omitempty"`
+	// Expires is when the cookie expires, RFC 3339 text in JSON; zero
+	// (absent) means a session cookie, kept until the jar is cleared.
+	Expires time.Time `json:"expires,omitzero"`
+	// Created is when the cookie was first stored; it orders cookies of
+	// equal path length in the Cookie header.
+	Created time.Time `json:"created"`
+	// LastAccess is when the cookie was last sent or set; the jar's
+	// bounds evict the least recently accessed first.
 	LastAccess time.Time `json:"lastAccess"`
 }
 
