@@ -11,6 +11,7 @@ FUZZ_TARGETS = \
 	./idgen:FuzzValidate \
 	./preset:FuzzParse \
 	./protocol:FuzzDecode \
+	./protocol:FuzzDecodeState \
 	./protocol:FuzzCookieStateJSON \
 	./cookies:FuzzSetCookieHeader \
 	./codec:FuzzNewReader \
@@ -28,23 +29,41 @@ SOAK     ?= 60s
 all: test
 
 ## run: rosterd, the Manager as a local proxy and API on $(LISTEN).
+## It builds bin/rosterd first, naming each package it compiles, so a cold
+## start (a minute or two) is not silent.
 run:
-	$(GO) run ./cmd/rosterd -listen $(LISTEN)
+	@echo "make run: compiling rosterd into bin/ (the first time takes a minute or two; packages as they compile):"
+	$(GO) build -v -o bin/rosterd ./cmd/rosterd
+	@echo "make run: starting rosterd on $(LISTEN)"
+	./bin/rosterd -listen $(LISTEN)
 
 ## example: the worker-pool example against an embedded go-httpbin.
 example:
 	$(GO) run ./examples/workerpool
 
+# The Go files gofmt checks: found on disk, so that a source archive without
+# .git works too.
+GOFILES = $$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*')
+
 ## test: gofmt, vet, staticcheck, then every test with the race detector (goleak runs in each package).
+## Each step says what it does; a cold first run takes several minutes, mostly compiling.
 test: vet lint
+	@echo "make test: compiling with the race detector (packages as they compile; a few minutes the first time)"
+	$(GO) build -race -v ./...
+	@echo "make test: go test -race ./... (about two minutes on 2 cores)"
 	$(GO) test -race -count=1 ./...
+	@echo "make test: bench/ (a module of its own): vet and tests"
 	cd bench && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	@echo "make test: all passed"
 
 vet:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
+	@echo "make test: gofmt"
+	@test -z "$$(gofmt -l $(GOFILES))" || { gofmt -l $(GOFILES); echo "gofmt: the files above need formatting"; exit 1; }
+	@echo "make test: go vet (compiles every package the first time)"
 	$(GO) vet ./...
 
 lint:
+	@echo "make test: staticcheck (builds staticcheck the first time: about a minute)"
 	$(GO) tool staticcheck ./...
 
 ## bench: the comparative benchmarks in bench/ (a module of its own), as one table.

@@ -8,8 +8,9 @@
 //	...
 //	s, err := m.GetSession(id) // from any goroutine; no lock, no allocation
 //
-// This package re-exports the names a program needs from package session,
-// so that roster.NewManager is all a newcomer types. The registry core lives
+// This package re-exports the names a program needs from packages session
+// and protocol (configs, saved states, cookies, errors), so that importing
+// roster alone serves every use in the README. The registry core lives
 // in packages shard (the lock-striped map), evict (the idle heaps and the
 // sweeper) and idgen (session IDs).
 package roster
@@ -18,6 +19,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/rosterhq/roster/preset"
 	"github.com/rosterhq/roster/protocol"
 	"github.com/rosterhq/roster/session"
 )
@@ -37,6 +39,24 @@ type ManagerStats = session.ManagerStats
 // SessionConfig describes a session; a nil *SessionConfig means defaults.
 type SessionConfig = protocol.SessionConfig
 
+// SessionState is a saved session, as Session.State returns it and
+// Manager.RestoreSession and UnmarshalSession read it.
+type SessionState = protocol.SessionState
+
+// CookieState is one cookie with all its attributes, as Session.Cookies
+// returns it and Session.SetCookies takes it.
+type CookieState = protocol.CookieState
+
+// DefaultPreset is the header preset of a session whose config names none.
+const DefaultPreset = protocol.DefaultPreset
+
+// The defaults of a Manager built without options.
+const (
+	DefaultMaxSessions     = session.DefaultMaxSessions
+	DefaultSessionTimeout  = session.DefaultSessionTimeout
+	DefaultCleanupInterval = session.DefaultCleanupInterval
+)
+
 // Option configures a Manager.
 type Option = session.Option
 
@@ -50,6 +70,7 @@ type Clock = session.Clock
 const (
 	EvictIdle     = session.EvictIdle
 	EvictShutdown = session.EvictShutdown
+	EvictClosed   = session.EvictClosed
 )
 
 // The error values; match them with errors.Is.
@@ -61,10 +82,32 @@ var (
 	ErrInvalidConfig   = session.ErrInvalidConfig
 	ErrSessionClosed   = session.ErrSessionClosed
 	ErrManagerClosed   = session.ErrManagerClosed
+	// ErrInvalidState is wrapped by the errors of RestoreSession,
+	// UnmarshalSession and LoadSession for corrupt or unreadable state.
+	ErrInvalidState = protocol.ErrInvalidState
+	// ErrInvalidCookie is wrapped by the errors of Session.SetCookies for a
+	// cookie that fails CookieState.Validate.
+	ErrInvalidCookie = protocol.ErrInvalidCookie
 )
 
 // NewManager returns a running Manager; see session.NewManager.
 func NewManager(opts ...Option) *Manager { return session.NewManager(opts...) }
+
+// UnmarshalSession builds a session, outside any Manager, from a state made
+// by Session.Marshal; see session.UnmarshalSession.
+func UnmarshalSession(data []byte) (*Session, error) { return session.UnmarshalSession(data) }
+
+// LoadSession reads a state file written by Session.Save, outside any
+// Manager; see session.LoadSession.
+func LoadSession(path string) (*Session, error) { return session.LoadSession(path) }
+
+// PresetNames returns the names of the header presets a SessionConfig may
+// name, sorted; see package preset.
+func PresetNames() []string { return preset.Names() }
+
+// DecodeConfig reads a SessionConfig from JSON and validates it; see
+// protocol.Decode.
+func DecodeConfig(data []byte) (*SessionConfig, error) { return protocol.Decode(data) }
 
 // WithMaxSessions caps the sessions held at once; 0 means no cap.
 func WithMaxSessions(n int) Option { return session.WithMaxSessions(n) }
@@ -82,8 +125,9 @@ func WithShards(n int) Option { return session.WithShards(n) }
 // WithClock makes the Manager read time from c; for tests.
 func WithClock(c Clock) Option { return session.WithClock(c) }
 
-// WithOnEvict sets a hook that runs for each session evicted or closed at
-// shutdown, before it is closed.
+// WithOnEvict sets a hook that runs once for each session that leaves the
+// Manager (evicted, closed, or closed at shutdown), before it is closed;
+// see session.WithOnEvict.
 func WithOnEvict(hook func(s *Session, reason EvictReason)) Option {
 	return session.WithOnEvict(hook)
 }

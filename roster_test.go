@@ -38,16 +38,16 @@ func TestReexports(t *testing.T) {
 
 // The quick start: a Manager with the defaults, one session, used by ID.
 func Example() {
-	m := roster.NewManager()
+	m := roster.NewManager() // or roster.WithMaxSessions(50), roster.WithSessionTimeout(15*time.Minute), ...
 	defer m.Shutdown()
 
 	id, err := m.CreateSession(&roster.SessionConfig{Preset: "chrome-latest"})
 	if err != nil {
-		panic(err)
+		panic(err) // roster.ErrMaxSessions at the cap, roster.ErrInvalidConfig for a bad config
 	}
-	s, err := m.GetSession(id) // from any goroutine
+	s, err := m.GetSession(id) // from any goroutine: no lock, no allocation
 	if err != nil {
-		panic(err)
+		panic(err) // roster.ErrSessionNotFound once it is closed or evicted
 	}
 	fmt.Println(s.ID() == id, m.SessionCount(), m.MaxSessions(), m.SessionTimeout())
 

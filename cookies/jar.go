@@ -18,6 +18,13 @@
 //     only HTTP requests and no site context, never acts on them.
 //   - The path a cookie is matched against is the URL's escaped path, as
 //     sent on the wire.
+//   - The jar is bounded as browsers bound theirs, so that no server (and no
+//     restored state) can make every later request too large to send: a
+//     cookie whose name and value exceed 4096 bytes is ignored, as is a
+//     Domain or Path attribute over 1024 bytes (RFC 6265bis section 5.7);
+//     a site (a registrable domain, such as example.co.uk, with its
+//     subdomains) keeps at most MaxCookiesPerSite cookies and the jar at
+//     most MaxCookies, evicting the least recently used, as Chromium does.
 //
 // A Jar allocates nothing until its first cookie: an idle session's empty jar
 // is a single small object.
@@ -40,6 +47,21 @@ import (
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/rosterhq/roster/protocol"
+)
+
+// The jar's bounds. When a site holds more than MaxCookiesPerSite cookies,
+// its expired and then its least recently used (sent or set) cookies are
+// evicted until SitePurgeTo remain; when the jar holds more than MaxCookies,
+// the same happens across all sites until PurgeTo remain. These are
+// Chromium's numbers, bar its 3300 total, which is rounded down here.
+// Evictions happen at the end of each SetCookies and Import call, so a
+// response or a restore with too many cookies keeps the most recently used
+// ones.
+const (
+	MaxCookiesPerSite = 180
+	SitePurgeTo       = 150
+	MaxCookies        = 3000
+	PurgeTo           = 2700
 )
 
 // MaxAge is the longest a cookie set through SetCookies lives: a larger
@@ -67,9 +89,10 @@ type Jar struct {
 	// byDomain holds the cookies under their Domain, then path and name;
 	// nil until the first cookie.
 	byDomain map[string]map[pathName]*entry
-	n        int       // cookies held, expired ones included
-	last     time.Time // the latest Created handed out
-	seq      uint64    // the next entry's sequence number
+	sites    map[string]int // cookies held per site, expired ones included
+	n        int            // cookies held, expired ones included
+	last     time.Time      // the latest Created handed out
+	seq      uint64         // the next entry's sequence number
 }
 
 type pathName struct{ path, name string }
@@ -78,7 +101,8 @@ type pathName struct{ path, name string }
 // cookies entered the jar.
 type entry struct {
 	protocol.CookieState
-	seq uint64
+	seq  uint64
+	site string // the registrable domain of Domain; see siteOf
 }
 
 func (e *entry) expired(now time.Time) bool {
@@ -131,31 +155,45 @@ func (j *Jar) SetCookies(u *url.URL, cookies []*http.Cookie) {
 
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	var over []string // sites past their bound
 	for _, c := range cookies {
 		if c != nil {
-			j.setLocked(c, host, defPath, secure, now)
+			if site := j.setLocked(c, host, defPath, secure, now); site != "" && j.sites[site] == MaxCookiesPerSite+1 {
+				over = append(over, site)
+			}
 		}
 	}
+	j.boundLocked(over, now)
 }
 
 // setLocked stores (or deletes, or ignores) one cookie received from host.
-func (j *Jar) setLocked(c *http.Cookie, host, defPath string, secureOrigin bool, now time.Time) {
+// It returns the cookie's site if it stored a new cookie, "" otherwise.
+func (j *Jar) setLocked(c *http.Cookie, host, defPath string, secureOrigin bool, now time.Time) string {
 	if c.Secure && !secureOrigin {
-		return // RFC 6265bis section 5.7: no Secure cookie from plain http
+		return "" // RFC 6265bis section 5.7: no Secure cookie from plain http
 	}
 	if strings.ContainsRune(c.Value, '"') {
-		return // net/http would drop the DQUOTEs; Quoted says whether there were any
+		return "" // net/http would drop the DQUOTEs; Quoted says whether there were any
 	}
-	domain, hostOnly, ok := j.domainAndType(host, c.Domain)
+	// RFC 6265bis section 5.7: a name and value over 4096 bytes drop the
+	// cookie (Validate below sees to it); an attribute over 1024 bytes is
+	// ignored.
+	attrDomain, path := c.Domain, c.Path
+	if len(attrDomain) > protocol.MaxCookieAttributeSize {
+		attrDomain = ""
+	}
+	if len(path) > protocol.MaxCookieAttributeSize {
+		path = ""
+	}
+	domain, hostOnly, ok := j.domainAndType(host, attrDomain)
 	if !ok {
-		return
+		return ""
 	}
-	path := c.Path
 	if path == "" || path[0] != '/' || !printable(path) {
 		path = defPath
 	}
 	if !prefixOK(c, hostOnly) {
-		return
+		return ""
 	}
 
 	e := entry{CookieState: protocol.CookieState{
@@ -194,10 +232,10 @@ func (j *Jar) setLocked(c *http.Cookie, host, defPath string, secureOrigin bool,
 	}
 	e.Created = now // for Validate; the real one comes below
 	if e.Validate() != nil {
-		return
+		return ""
 	}
 	if !c.Secure && !secureOrigin && j.shadowsSecureLocked(&e, now) {
-		return // RFC 6265bis section 5.7: leave secure cookies alone
+		return "" // RFC 6265bis section 5.7: leave secure cookies alone
 	}
 
 	k := pathName{path, c.Name}
@@ -207,23 +245,26 @@ func (j *Jar) setLocked(c *http.Cookie, host, defPath string, secureOrigin bool,
 		if old != nil {
 			j.deleteLocked(b, domain, k)
 		}
-		return
+		return ""
 	}
 	if old != nil && !old.expired(now) {
-		e.Created, e.seq = old.Created, old.seq
+		e.Created, e.seq, e.site = old.Created, old.seq, old.site
 		*old = e // in place: an overwrite allocates nothing
-		return
+		return ""
 	}
 	e.Created = j.nextCreatedLocked(now)
 	e.seq = j.seq
 	j.seq++
 	if old != nil {
+		e.site = old.site
 		*old = e
-		return
+		return ""
 	}
+	e.site = j.siteOf(domain)
 	stored := new(entry)
 	*stored = e
 	j.putLocked(b, stored)
+	return e.site
 }
 
 // putLocked stores e, replacing the cookie with its domain, path and name;
@@ -239,15 +280,92 @@ func (j *Jar) putLocked(b map[pathName]*entry, e *entry) {
 	k := pathName{e.Path, e.Name}
 	if b[k] == nil {
 		j.n++
+		if j.sites == nil {
+			j.sites = make(map[string]int)
+		}
+		j.sites[e.site]++
 	}
 	b[k] = e
 }
 
 func (j *Jar) deleteLocked(b map[pathName]*entry, domain string, k pathName) {
+	if e := b[k]; e != nil {
+		if j.sites[e.site]--; j.sites[e.site] <= 0 {
+			delete(j.sites, e.site)
+		}
+	}
 	delete(b, k)
 	j.n--
 	if len(b) == 0 {
 		delete(j.byDomain, domain)
+	}
+}
+
+// siteOf returns the registrable domain (eTLD+1) of a cookie domain: the
+// public suffix and one label more, or domain itself if it is an IP
+// address, a public suffix or has no suffix to speak of.
+func (j *Jar) siteOf(domain string) string {
+	if isIP(domain) {
+		return domain
+	}
+	ps := j.publicSuffixList().PublicSuffix(domain)
+	if ps == "" || len(ps) >= len(domain) || !hasDotSuffix(domain, ps) {
+		return domain
+	}
+	rest := domain[:len(domain)-len(ps)-1]
+	return domain[strings.LastIndexByte(rest, '.')+1:]
+}
+
+// boundLocked enforces the jar's bounds: first for the sites in over (some
+// may repeat, or be back under), then for the whole jar.
+func (j *Jar) boundLocked(over []string, now time.Time) {
+	for _, site := range over {
+		if j.sites[site] <= MaxCookiesPerSite {
+			continue
+		}
+		var victims []*entry
+		for d, b := range j.byDomain {
+			if d == site || hasDotSuffix(d, site) {
+				for _, e := range b {
+					if e.site == site {
+						victims = append(victims, e)
+					}
+				}
+			}
+		}
+		j.evictLocked(victims, len(victims)-SitePurgeTo, now)
+	}
+	if j.n > MaxCookies {
+		var all []*entry
+		for _, b := range j.byDomain {
+			for _, e := range b {
+				all = append(all, e)
+			}
+		}
+		j.evictLocked(all, len(all)-PurgeTo, now)
+	}
+}
+
+// evictLocked deletes the n least recently used of es, expired ones first.
+func (j *Jar) evictLocked(es []*entry, n int, now time.Time) {
+	if n <= 0 {
+		return
+	}
+	slices.SortFunc(es, func(a, b *entry) int {
+		ae, be := a.expired(now), b.expired(now)
+		switch {
+		case ae && !be:
+			return -1
+		case be && !ae:
+			return 1
+		}
+		if c := a.LastAccess.Compare(b.LastAccess); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	for _, e := range es[:n] {
+		j.deleteLocked(j.byDomain[e.Domain], e.Domain, pathName{e.Path, e.Name})
 	}
 }
 
@@ -399,7 +517,9 @@ func (j *Jar) Export() []protocol.CookieState {
 }
 
 // Import adds cs to the jar, replacing the cookies with the same domain, path
-// and name, and skips those already expired. It checks them all first: if
+// and name, and skips those already expired. Past the jar's bounds it keeps
+// the most recently used (by LastAccess), as SetCookies does, so a restore
+// of more cookies than a browser would hold leaves a usable jar. It checks them all first: if
 // one fails protocol.CookieState.Validate, or is a domain cookie (not
 // HostOnly) for a public suffix or an IP address, which no jar would have
 // stored, Import imports nothing and returns an error that names it and
@@ -418,8 +538,10 @@ func (j *Jar) Import(cs []protocol.CookieState) error {
 	now := j.clock()
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	var over []string
+	defer func() { j.boundLocked(over, now) }()
 	for _, c := range cs {
-		e := &entry{CookieState: c, seq: j.seq}
+		e := &entry{CookieState: c, seq: j.seq, site: j.siteOf(c.Domain)}
 		e.Expires = utc(c.Expires)
 		if e.expired(now) {
 			continue
@@ -437,6 +559,9 @@ func (j *Jar) Import(cs []protocol.CookieState) error {
 		}
 		j.seq++
 		j.putLocked(j.byDomain[e.Domain], e)
+		if j.sites[e.site] == MaxCookiesPerSite+1 {
+			over = append(over, e.site)
+		}
 	}
 	return nil
 }
@@ -451,7 +576,7 @@ func utc(t time.Time) time.Time {
 // Clear removes every cookie, session cookies included.
 func (j *Jar) Clear() {
 	j.mu.Lock()
-	j.byDomain, j.n = nil, 0
+	j.byDomain, j.sites, j.n = nil, nil, 0
 	j.mu.Unlock()
 }
 

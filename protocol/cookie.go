@@ -9,6 +9,15 @@ import (
 // ErrInvalidCookie is wrapped by every error CookieState.Validate returns.
 var ErrInvalidCookie = errors.New("invalid cookie")
 
+// Size limits of RFC 6265bis section 5.7, which browsers apply: a cookie
+// whose name and value together are longer than MaxCookieNameValueSize bytes
+// is ignored, and so is a Domain or Path attribute longer than
+// MaxCookieAttributeSize bytes.
+const (
+	MaxCookieNameValueSize = 4096
+	MaxCookieAttributeSize = 1024
+)
+
 // SameSite values a CookieState may hold; the empty string means the cookie
 // had no (or an unknown) SameSite attribute.
 const (
@@ -23,25 +32,41 @@ const (
 // which is Expires being non-zero. Times are instants; a jar writes them in
 // UTC.
 type CookieState struct {
-	Name  string `json:"name"`
-	Value string `json:"value"` // as received: a quoted value keeps its DQUOTEs
+	// Name is the cookie's name, an RFC 6265 token.
+	Name string `json:"name"`
+	// Value is the value as received: a quoted value keeps its DQUOTEs.
+	Value string `json:"value"`
 	// Domain is the host (HostOnly) or the domain (and its subdomains) the
-	// cookie is sent to.
-	Domain     string    `json:"domain"` // canonical host or domain, lower case, no leading dot
-	Path       string    `json:"path"`
-	HostOnly   bool      `json:"hostOnly,omitempty"`
-	Secure     bool      `json:"secure,omitempty"`
-	HttpOnly   bool      `json:"httpOnly,omitempty"`
-	SameSite   string    `json:"sameSite,omitempty"` // "Strict", "Lax", "None" or ""
-	Expires    time.Time `json:"expires,omitzero"`   // zero: a session cookie (kept until the jar is cleared)
-	Created    time.Time `json:"created"`
+	// cookie is sent to: canonical, lower case, no leading dot.
+	Domain string `json:"domain"`
+	// Path is the path the cookie is sent for and below.
+	Path string `json:"path"`
+	// HostOnly means the cookie is sent to Domain exactly, not to its
+	// subdomains (it came without a Domain attribute).
+	HostOnly bool `json:"hostOnly,omitempty"`
+	// Secure means the cookie is sent over https (or to loopback) only.
+	Secure bool `json:"secure,omitempty"`
+	// HttpOnly is kept as received; a jar has no scripts to hide it from.
+	HttpOnly bool `json:"httpOnly,omitempty"`
+	// SameSite is "Strict", "Lax", "None" or "", kept as received.
+	SameSite string `json:"sameSite,omitempty"`
+	// Expires is when the cookie expires, RFC 3339 text in JSON; zero
+	// (absent) means a session cookie, kept until the jar is cleared.
+	Expires time.Time `json:"expires,omitzero"`
+	// Created is when the cookie was first stored; it orders cookies of
+	// equal path length in the Cookie header.
+	Created time.Time `json:"created"`
+	// LastAccess is when the cookie was last sent or set; the jar's
+	// bounds evict the least recently accessed first.
 	LastAccess time.Time `json:"lastAccess"`
 }
 
 // Validate reports the first problem with c; the error wraps ErrInvalidCookie
 // and names the field and the value at fault.
 //
-// The name must be a non-empty RFC 6265 token. The value must be RFC 6265
+// The name and value together must be at most MaxCookieNameValueSize bytes,
+// the domain and path each at most MaxCookieAttributeSize. The name must be
+// a non-empty RFC 6265 token. The value must be RFC 6265
 // cookie-octets, optionally inside one pair of DQUOTEs; space and comma are
 // also accepted, as net/http accepts them from servers (and quotes the value
 // when it sends it back). The domain must be non-empty, without a leading
@@ -55,6 +80,12 @@ func (c CookieState) Validate() error {
 	}
 	if c.Name == "" {
 		return bad("name is empty")
+	}
+	if n := len(c.Name) + len(c.Value); n > MaxCookieNameValueSize {
+		return bad("name and value of %.32q...: %d bytes, the limit is %d", c.Name, n, MaxCookieNameValueSize)
+	}
+	if len(c.Domain) > MaxCookieAttributeSize || len(c.Path) > MaxCookieAttributeSize {
+		return bad("domain or path of %.32q: %d and %d bytes, the limit is %d", c.Name, len(c.Domain), len(c.Path), MaxCookieAttributeSize)
 	}
 	for i := 0; i < len(c.Name); i++ {
 		if !isTokenByte(c.Name[i]) {

@@ -18,6 +18,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -28,9 +29,19 @@ const DefaultPreset = "chrome-latest"
 
 // Limits that Validate enforces.
 const (
+	// MaxRedirectsLimit is the largest MaxRedirects.
 	MaxRedirectsLimit = 100
-	MaxRetriesLimit   = 20
-	MaxHeaders        = 100
+	// MaxRetriesLimit is the largest MaxRetries.
+	MaxRetriesLimit = 20
+	// MaxHeaders is the most entries Headers may have.
+	MaxHeaders = 100
+	// MaxTimeoutMs is the largest Timeout, in milliseconds: one day. A
+	// request that may take longer can use 0 (no timeout) and a context.
+	MaxTimeoutMs = 24 * 60 * 60 * 1000
+	// MaxRetryWaitMs is the largest RetryWaitMin and RetryWaitMax, in
+	// milliseconds: one hour. With at most MaxRetriesLimit retries the
+	// exponential backoff stays far from overflowing a time.Duration.
+	MaxRetryWaitMs = 60 * 60 * 1000
 	// MaxConnsPerHostLimit bounds MaxConnsPerHost and MaxIdleConnsPerHost;
 	// MaxIdleConnTimeout bounds IdleConnTimeout (one day, in ms).
 	MaxConnsPerHostLimit = 4096
@@ -57,8 +68,8 @@ type SessionConfig struct {
 	// Proxy is an http://, https:// or socks5:// URL, with optional
 	// user:password, that every request goes through.
 	Proxy string `json:"proxy,omitempty"`
-	// Timeout bounds each request, in milliseconds; 0 means none beyond the
-	// request's context.
+	// Timeout bounds each request, in milliseconds, at most MaxTimeoutMs;
+	// 0 means none beyond the request's context.
 	Timeout int `json:"timeout,omitempty"`
 
 	// FollowRedirects turns redirect following off when explicitly false;
@@ -72,9 +83,11 @@ type SessionConfig struct {
 	RetryEnabled bool `json:"retryEnabled,omitempty"`
 	// MaxRetries is how many times a request is retried; 0 means 3.
 	MaxRetries int `json:"maxRetries,omitempty"`
-	// RetryWaitMin and RetryWaitMax bound the jittered exponential backoff,
-	// in milliseconds; 0 means 100 and 5000.
+	// RetryWaitMin is the shortest wait before a retry, in milliseconds, at
+	// most MaxRetryWaitMs; 0 means 100.
 	RetryWaitMin int `json:"retryWaitMin,omitempty"`
+	// RetryWaitMax caps the jittered exponential backoff, in milliseconds,
+	// at most MaxRetryWaitMs; 0 means 5000 (or RetryWaitMin, if larger).
 	RetryWaitMax int `json:"retryWaitMax,omitempty"`
 	// RetryOnStatus lists the response status codes that are retried; empty
 	// means 429, 500, 502, 503 and 504.
@@ -224,6 +237,9 @@ func (c *SessionConfig) Validate() error {
 	if c.Timeout < 0 {
 		return bad("timeout %d ms: must not be negative", c.Timeout)
 	}
+	if c.Timeout > MaxTimeoutMs {
+		return bad("timeout %d ms: want 0 to %d ms (one day)", c.Timeout, MaxTimeoutMs)
+	}
 	if c.MaxRedirects < 0 || c.MaxRedirects > MaxRedirectsLimit {
 		return bad("maxRedirects %d: want 0 to %d", c.MaxRedirects, MaxRedirectsLimit)
 	}
@@ -233,8 +249,11 @@ func (c *SessionConfig) Validate() error {
 	if c.MaxRetries < 0 || c.MaxRetries > MaxRetriesLimit {
 		return bad("maxRetries %d: want 0 to %d", c.MaxRetries, MaxRetriesLimit)
 	}
-	if c.RetryWaitMin < 0 || c.RetryWaitMax < 0 {
-		return bad("retryWaitMin %d, retryWaitMax %d: must not be negative", c.RetryWaitMin, c.RetryWaitMax)
+	if c.RetryWaitMin < 0 || c.RetryWaitMin > MaxRetryWaitMs {
+		return bad("retryWaitMin %d ms: want 0 to %d ms (one hour)", c.RetryWaitMin, MaxRetryWaitMs)
+	}
+	if c.RetryWaitMax < 0 || c.RetryWaitMax > MaxRetryWaitMs {
+		return bad("retryWaitMax %d ms: want 0 to %d ms (one hour)", c.RetryWaitMax, MaxRetryWaitMs)
 	}
 	if c.RetryWaitMax > 0 && c.RetryWaitMin > c.RetryWaitMax {
 		return bad("retryWaitMin %d is above retryWaitMax %d", c.RetryWaitMin, c.RetryWaitMax)
@@ -308,11 +327,15 @@ func (c *SessionConfig) Validate() error {
 
 // Decode reads one SessionConfig from JSON and validates it. Empty input, or
 // the JSON value null, means all defaults (a nil config). Unknown fields,
+// field names in another case ("Timeout" for "timeout"), duplicate keys,
 // trailing data and invalid values are errors that wrap ErrInvalidConfig.
 func Decode(data []byte) (*SessionConfig, error) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 || string(data) == "null" {
 		return nil, nil
+	}
+	if err := checkStrict(data, reflect.TypeFor[SessionConfig]()); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -333,26 +333,6 @@ func TestShutdownContextDeadline(t *testing.T) {
 	s.endRequest()
 }
 
-// TestDroppedManagerStopsItsSweeper: a Manager the program forgets is shut
-// down by the garbage collector, so its sweeper goroutine does not leak.
-func TestDroppedManagerStopsItsSweeper(t *testing.T) {
-	var s *Session
-	func() {
-		m := NewManager(WithCleanupInterval(time.Millisecond))
-		s, _ = m.GetSession(mustCreate(t, m))
-	}()
-	// Shutdown stops the sweeper before it closes sessions, so once s is
-	// closed the sweeper is gone; goleak in TestMain confirms it.
-	deadline := time.Now().Add(10 * time.Second)
-	for s.IsActive() {
-		if time.Now().After(deadline) {
-			t.Fatal("dropped Manager was not shut down")
-		}
-		runtime.GC()
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestSlowHookDoesNotStallTheClock: while one eviction hook blocks, the
 // coarse clock that GetSession stamps with must go on, or the next sweep
 // would evict sessions used during the hook. This needs the system clock

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,7 +17,8 @@ import (
 )
 
 // This file checks that the registry is linearizable: histories of
-// CreateSessionWithID, GetSession, CloseSession, SessionCount and Sweep,
+// CreateSessionWithID, GetSession, CloseSession, Session.Close, SessionCount,
+// Sweep, SetMaxSessions, CreateSessionWait and requests in flight,
 // recorded from many goroutines at once, are checked with porcupine against a
 // sequential model of the registry.
 //
@@ -84,19 +86,34 @@ import (
 // removes it only if it is still the one registered; the next two steps
 // lower the counters only if it did.
 //
+// # Growth, requests, the cap and waiters
+//
+// One history in four is a growth history: linMaxIDs IDs in one shard,
+// more than its first table holds, so tables grow while others read (its
+// sweeps record evictions only: a keep step for each of 24 IDs makes the
+// histories too wide to decide). Every history also has requests that stay
+// in flight across a client's later calls (the sweeper must keep their
+// sessions; the end of a request is a use), SetMaxSessions, and
+// CreateSessionWait with an ended context, which takes a slot at once or
+// from the queue, or leaves the queue; while it is queued a create may be
+// refused below the cap. A create reads the waiters' count and then takes a
+// slot, two steps the model merges, so it allows a little more than the
+// implementation does; it never allows less.
+//
 // With ROSTER_STRESS=1 (make stress sets it) the test runs many more and
 // longer histories. On a failure it writes porcupine's visualization to a
 // temporary file and prints its path.
 
 const (
-	linIDs      = 6
+	linIDs      = 6  // IDs of the usual histories
+	linMaxIDs   = 24 // IDs of the growth histories: more than a shard's first table holds
 	linCap      = 4
 	linTimeout  = 10 * time.Second
 	linClients  = 8
-	linMaxSteps = 4 // micro-operations per call, at most
+	linMaxSteps = 6 // micro-operations per call, at most
 )
 
-var linNames = func() (names [linIDs]string) {
+var linNames = func() (names [linMaxIDs]string) {
 	for i := range names {
 		names[i] = fmt.Sprintf("id-%d", i)
 	}
@@ -138,6 +155,9 @@ type linKind uint8
 const (
 	linReserve       linKind = iota // create: took a slot (slots < cap)
 	linFull                         // create: ErrMaxSessions (slots >= cap)
+	linFree                         // create: id absent when checked, before reserving
+	linDupCheck                     // create that fails with ErrSessionExists: id present (early), or absent (late)
+	linDupReserve                   // ... late only: took a slot
 	linInsert                       // create: id absent, registered at T
 	linCount                        // create: active++
 	linDup                          // create: id present: ErrSessionExists
@@ -157,15 +177,34 @@ const (
 	linEvictActive                  // sweep: active--
 	linEvictRelease                 // sweep: slots--
 	linKeep                         // sweep: id absent or fresh at some moment
+	linSetCap                       // SetMaxSessions(n)
+	linWaitIn                       // CreateSessionWait, granted: a slot at once (no waiters, room), or joined the queue
+	linWaitGot                      // ... from the queue: took a slot
+	linWaitQueued                   // CreateSessionWait, ctx ended: joined the queue
+	linWaitLeft                     // ... left it
+	linAnonActive                   // its new session (a random ID): active++
+	linAnonClose                    // CloseSession of it: active--
+	linAnonRelease                  // ... slots--
+	linReqGet                       // request: get found the session, remembers which
+	linReqInc                       // beginRequest: in flight++ on that session
+	linReqTouch                     // ... the touch: the session is still registered, last use := T
+	linReqRefused                   // ... the touch failed: it had left
+	linReqDec                       // ... in flight-- (refused, or the end of the request)
+	linReqEnd                       // endRequest: touch if still registered
 )
 
 var linKindNames = [...]string{
-	linReserve: "reserve", linFull: "full", linInsert: "insert", linCount: "active++",
+	linReserve: "reserve", linFull: "full", linFree: "free", linDupCheck: "taken?", linDupReserve: "reserve?",
+	linInsert: "insert", linCount: "active++",
 	linDup: "exists", linDupRelease: "release",
 	linGetFound: "found", linGetMissing: "not found",
 	linCloseRemove: "remove", linCloseActive: "active--", linCloseRelease: "release", linCloseMissing: "not found",
 	linHandleGet: "found", linHandleClose: "Session.Close", linHandleActive: "active--?", linHandleRelease: "release?",
 	linSessionCount: "count", linEvict: "evict", linEvictActive: "active--", linEvictRelease: "release", linKeep: "keep",
+	linSetCap: "cap :=", linWaitIn: "wait: slot or queue", linWaitGot: "wait: slot from the queue",
+	linWaitQueued: "wait: queued", linWaitLeft: "wait: left the queue", linAnonActive: "active++", linAnonClose: "active--",
+	linAnonRelease: "release", linReqGet: "found", linReqInc: "in flight++", linReqTouch: "touch", linReqRefused: "refused",
+	linReqDec: "in flight--", linReqEnd: "touch?",
 }
 
 // linInput is one micro-operation; its outcome is part of it, so porcupine's
@@ -177,21 +216,42 @@ type linInput struct {
 	last   bool  // the last step of its call
 	id     int   // the ID it is about, if any
 	t      int64 // create, get: the clock; sweep steps: the cutoff
-	n      int   // SessionCount: its result
+	n      int   // SessionCount: its result; SetMaxSessions: the cap
 	op     string
 }
 
 // linState is the model's state; it is comparable, so porcupine compares
 // and caches it with ==.
 type linState struct {
-	present uint8             // bit i: linNames[i] is registered
-	lastUse [linIDs]int64     // for the present IDs; 0 otherwise
+	present uint32            // bit i: linNames[i] is registered
+	lastUse [linMaxIDs]int64  // for the present IDs; 0 otherwise
+	cap     int8              // the cap; 0: none
 	slots   int8              // slots held: registered + being created + leaving
 	active  int8              // what SessionCount returns
+	waiting int8              // CreateSessionWait calls in the queue
 	stage   [linClients]int8  // steps of each client's current call taken
-	evict   [linIDs]int8      // steps of the eviction of each id taken
-	gen     [linIDs]uint16    // sessions inserted under each id so far
+	evict   [linMaxIDs]int8   // steps of the eviction of each id taken
+	gen     [linMaxIDs]uint16 // sessions inserted under each id so far
 	handle  [linClients]int32 // get-then-close: the gen the get found; -1 once its Close removed it
+	late    [linClients]bool  // a create failing with ErrSessionExists found the id free first and took a slot; a CreateSessionWait queued
+	// A request in flight, per client, from its beginRequest to the end of
+	// its endRequest: the id and the gen of the session; busyGen 0: none.
+	busyID  [linClients]int8
+	busyGen [linClients]uint16
+}
+
+// full reports whether a create is refused at the cap.
+func (st *linState) full() bool { return st.cap > 0 && st.slots >= st.cap }
+
+// busy reports whether the session registered under id has a request in
+// flight.
+func (st *linState) busy(id int) bool {
+	for c := range linClients {
+		if st.busyGen[c] != 0 && int(st.busyID[c]) == id && st.busyGen[c] == st.gen[id] {
+			return true
+		}
+	}
+	return false
 }
 
 func linStep(st linState, in linInput) (bool, linState) {
@@ -207,15 +267,28 @@ func linStep(st linState, in linInput) (bool, linState) {
 			st.stage[in.client]++
 		}
 	}
-	bit := uint8(1) << in.id
+	bit := uint32(1) << in.id
 	present := st.present&bit != 0
 	ok := true
 	switch in.kind {
 	case linReserve:
-		ok = st.slots < linCap
+		// A create reads the waiters' count, then takes a slot: two steps
+		// of which the model keeps only the second, so it allows more.
+		ok = !st.full()
 		st.slots++
 	case linFull:
-		ok = st.slots >= linCap
+		ok = st.full() || st.waiting > 0
+	case linFree:
+		ok = !present
+	case linDupCheck:
+		// Either the early check saw the id taken, or it saw it free and
+		// the insert, with a slot held, found it taken.
+		st.late[in.client] = !present
+	case linDupReserve:
+		if st.late[in.client] {
+			ok = !st.full()
+			st.slots++
+		}
 	case linInsert:
 		ok = !present
 		st.present |= bit
@@ -225,7 +298,12 @@ func linStep(st linState, in linInput) (bool, linState) {
 		st.active++
 	case linDup:
 		ok = present
-	case linDupRelease, linCloseRelease:
+	case linDupRelease:
+		if st.late[in.client] {
+			st.slots--
+		}
+		st.late[in.client] = false
+	case linCloseRelease:
 		st.slots--
 	case linGetFound:
 		ok = present
@@ -264,7 +342,7 @@ func linStep(st linState, in linInput) (bool, linState) {
 	case linSessionCount:
 		ok = int(st.active) == in.n
 	case linEvict:
-		ok = st.evict[in.id] == 0 && present && st.lastUse[in.id] < in.t
+		ok = st.evict[in.id] == 0 && present && st.lastUse[in.id] < in.t && !st.busy(in.id)
 		st.present &^= bit
 		st.lastUse[in.id] = 0
 		st.evict[in.id] = 1
@@ -277,22 +355,71 @@ func linStep(st linState, in linInput) (bool, linState) {
 		st.evict[in.id] = 0
 		st.slots--
 	case linKeep:
-		ok = !present || st.lastUse[in.id] >= in.t
+		ok = !present || st.lastUse[in.id] >= in.t || st.busy(in.id)
+	case linSetCap:
+		st.cap = int8(in.n)
+	case linWaitIn:
+		if !st.full() && st.waiting == 0 {
+			st.slots++ // at once
+		} else {
+			st.waiting++
+			st.late[in.client] = true
+		}
+	case linWaitGot:
+		if st.late[in.client] {
+			ok = !st.full()
+			st.slots++
+			st.waiting--
+		}
+	case linWaitQueued:
+		st.waiting++
+	case linWaitLeft:
+		ok = st.waiting > 0
+		st.waiting--
+	case linAnonActive:
+		st.active++
+	case linAnonClose:
+		st.active--
+	case linAnonRelease:
+		st.slots--
+		st.late[in.client] = false
+	case linReqGet:
+		ok = present
+		st.lastUse[in.id] = max(st.lastUse[in.id], in.t)
+		st.busyID[in.client], st.busyGen[in.client] = int8(in.id), st.gen[in.id]
+	case linReqInc:
+		// busyGen was set by the get: from here the sweeper sees the
+		// request.
+	case linReqTouch:
+		ok = present && st.gen[in.id] == st.busyGen[in.client]
+		st.lastUse[in.id] = max(st.lastUse[in.id], in.t)
+	case linReqRefused:
+		ok = !present || st.gen[in.id] != st.busyGen[in.client]
+	case linReqEnd:
+		if present && st.gen[in.id] == st.busyGen[in.client] {
+			st.lastUse[in.id] = max(st.lastUse[in.id], in.t)
+		}
+	case linReqDec:
+		st.busyGen[in.client] = 0
 	}
 	return ok, st
 }
 
-func linModel(t0 int64) porcupine.Model {
+func linModel(t0 int64, ids, cap int) porcupine.Model {
 	return porcupine.Model{
-		Init: func() any { return linState{} },
+		Init: func() any { return linState{cap: int8(cap)} },
 		Step: func(state, input, _ any) (bool, any) {
 			return linStep(state.(linState), input.(linInput))
 		},
 		Hash: func(state any) uint64 {
 			st := state.(linState)
-			h := uint64(st.present) | uint64(uint8(st.slots))<<8 | uint64(uint8(st.active))<<16
-			for i, s := range st.stage {
-				h ^= uint64(s) << (24 + 2*i)
+			h := uint64(st.present) | uint64(uint8(st.slots))<<32 | uint64(uint8(st.active))<<40 |
+				uint64(uint8(st.waiting))<<48 | uint64(uint8(st.cap))<<56
+			for _, s := range st.stage {
+				h = h*31 + uint64(s)
+			}
+			for _, g := range st.busyGen {
+				h = h*31 + uint64(g)
 			}
 			for _, u := range st.lastUse {
 				h = h*31 + uint64(u)
@@ -306,9 +433,9 @@ func linModel(t0 int64) porcupine.Model {
 		DescribeState: func(state any) string {
 			st := state.(linState)
 			var b strings.Builder
-			fmt.Fprintf(&b, "slots %d, active %d; {", st.slots, st.active)
+			fmt.Fprintf(&b, "cap %d, slots %d, active %d, waiting %d; {", st.cap, st.slots, st.active, st.waiting)
 			sep := ""
-			for i := range linIDs {
+			for i := range ids {
 				if st.present&(1<<i) != 0 {
 					fmt.Fprintf(&b, "%s%s used +%v", sep, linNames[i], time.Duration(st.lastUse[i]-t0))
 					sep = ", "
@@ -326,10 +453,14 @@ type linHistory struct {
 	m       *Manager
 	clk     *relClock
 	t0      int64
+	ids     int          // IDs in use: linNames[:ids]
+	cap     int          // the cap at the start
+	growth  bool         // a growth history: one shard, many IDs
 	seq     atomic.Int64 // porcupine's timestamps
 	clockMu sync.RWMutex // read: an operation; write: a clock advance
 	sweepMu sync.Mutex   // one Sweep at a time, so the hook knows whose
-	evicted []int        // by the Sweep in progress, from the hook
+	evicted []int        // removed by the Sweep in progress
+	hooked  int          // hook calls with EvictIdle in the Sweep in progress
 	stats   *linStats
 }
 
@@ -338,6 +469,7 @@ type linHistory struct {
 type linStats struct {
 	created, exists, full, found, missing, closed, counts, sweeps, evicted, kept, advances atomic.Int64
 	handleClosed, calls, overlapped                                                        atomic.Int64 // overlapped: another call began or ended during it
+	setCaps, waitCreated, waitEnded, requests, refused, ended, growthHistories, maxCount   atomic.Int64
 }
 
 func linIndex(id string) int {
@@ -349,22 +481,56 @@ func linIndex(id string) int {
 	return -1
 }
 
+// linVariant is the shape of a history.
+type linVariant struct {
+	ids, cap, shards int
+	growth           bool
+}
+
+// linVariantOf picks the shape of history number seed: mostly the usual
+// six IDs under a cap of four, and one in four a growth history with
+// linMaxIDs IDs in one shard, more than its first table (eight slots)
+// holds, so that tables grow under the readers.
+func linVariantOf(seed uint64) linVariant {
+	if seed%4 == 3 {
+		return linVariant{ids: linMaxIDs, cap: []int{0, 20}[seed/4%2], shards: 1, growth: true}
+	}
+	return linVariant{ids: linIDs, cap: linCap, shards: []int{1, 2, 64}[seed%3]}
+}
+
+// linClient is what one goroutine holds between its calls.
+type linClient struct {
+	held   *Session // a session with a request of this client in flight
+	heldID int
+}
+
 // runLinHistory runs clients goroutines doing calls operations each against
 // a new Manager and returns the history of micro-operations.
-func runLinHistory(t testing.TB, seed uint64, calls int, stats *linStats) []porcupine.Operation {
-	h := &linHistory{t: t, clk: newRelClock(), stats: stats}
+func runLinHistory(t testing.TB, seed uint64, calls int, stats *linStats) (*linHistory, []porcupine.Operation) {
+	v := linVariantOf(seed)
+	if v.growth {
+		calls = calls * 5 / 8 // wider histories: keep them decidable
+	}
+	h := &linHistory{t: t, clk: newRelClock(), stats: stats, ids: v.ids, cap: v.cap, growth: v.growth}
+	if v.growth {
+		stats.growthHistories.Add(1)
+	}
 	h.clk.jitter = true
 	h.t0 = h.clk.stamp()
-	shards := []int{1, 2, 64}[seed%3]
-	h.m = NewManager(WithClock(h.clk), WithCleanupInterval(0), WithMaxSessions(linCap),
-		WithSessionTimeout(linTimeout), WithShards(shards), WithLogger(discardLogger()),
+	h.m = NewManager(WithClock(h.clk), WithCleanupInterval(0), WithMaxSessions(v.cap),
+		WithSessionTimeout(linTimeout), WithShards(v.shards), WithLogger(discardLogger()),
 		WithOnEvict(func(s *Session, r EvictReason) {
 			if r == EvictIdle { // runs on the goroutine of the Sweep, under sweepMu
-				h.evicted = append(h.evicted, linIndex(s.ID()))
+				h.hooked++
 				runtime.Gosched() // removed, not yet counted out: let others look
 			}
 		}))
 	defer h.m.Shutdown()
+	// The sessions a sweep removes are its evictions in the model, though a
+	// Session.Close may take one over before its hook runs (and then the
+	// hook runs on the closer's goroutine with EvictClosed, and Sweep does
+	// not count it).
+	h.m.c.collected = func(s *Session) { h.evicted = append(h.evicted, linIndex(s.ID())) }
 
 	perClient := make([][]porcupine.Operation, linClients)
 	var ready atomic.Int64
@@ -372,6 +538,7 @@ func runLinHistory(t testing.TB, seed uint64, calls int, stats *linStats) []porc
 	for c := range linClients {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(seed, uint64(c)))
+			var cl linClient
 			// Start together, and yield between calls half the time, so
 			// that the goroutines interleave even on two cores.
 			ready.Add(1)
@@ -379,10 +546,13 @@ func runLinHistory(t testing.TB, seed uint64, calls int, stats *linStats) []porc
 				runtime.Gosched()
 			}
 			for range calls {
-				perClient[c] = h.call(r, c, perClient[c])
+				perClient[c] = h.call(r, c, &cl, perClient[c])
 				if r.IntN(2) == 0 {
 					runtime.Gosched()
 				}
+			}
+			if cl.held != nil {
+				perClient[c] = h.endRequest(c, &cl, perClient[c])
 			}
 		})
 	}
@@ -391,14 +561,44 @@ func runLinHistory(t testing.TB, seed uint64, calls int, stats *linStats) []porc
 	for _, o := range perClient {
 		ops = append(ops, o...)
 	}
+	return h, ops
+}
+
+// endRequest ends the request client c holds, as one call.
+func (h *linHistory) endRequest(c int, cl *linClient, ops []porcupine.Operation) []porcupine.Operation {
+	h.clockMu.RLock()
+	now := h.clk.stamp()
+	call := h.seq.Add(1)
+	cl.held.endRequest()
+	ret := h.seq.Add(1)
+	h.clockMu.RUnlock()
+	h.count(call, ret)
+	h.stats.ended.Add(1)
+	steps := []linInput{{kind: linReqEnd}, {kind: linReqDec}}
+	desc := fmt.Sprintf("end request(%s) @%v", linNames[cl.heldID], time.Duration(now-h.t0))
+	ops = h.appendSteps(ops, c, cl.heldID, now, desc, call, ret, steps)
+	cl.held = nil
+	return ops
+}
+
+func (h *linHistory) appendSteps(ops []porcupine.Operation, c, id int, now int64, desc string, call, ret int64, steps []linInput) []porcupine.Operation {
+	for i := range steps {
+		in := &steps[i]
+		in.client, in.stage, in.last, in.id, in.t = c, i, i == len(steps)-1, id, now
+		in.op = fmt.Sprintf("c%d %s", c, desc)
+		ops = append(ops, porcupine.Operation{ClientId: c*linMaxSteps + i, Input: *in, Call: call, Return: ret})
+	}
 	return ops
 }
 
 // call does one random call as client c and appends its micro-operations.
-func (h *linHistory) call(r *rand.Rand, c int, ops []porcupine.Operation) []porcupine.Operation {
-	id := r.IntN(linIDs)
+func (h *linHistory) call(r *rand.Rand, c int, cl *linClient, ops []porcupine.Operation) []porcupine.Operation {
+	id := r.IntN(h.ids)
 	name := linNames[id]
 	p := r.IntN(100)
+	if cl.held != nil && r.IntN(3) == 0 {
+		return h.endRequest(c, cl, ops)
+	}
 	if p >= 90 { // advance the clock, between operations
 		d := []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, linTimeout}[r.IntN(4)]
 		h.clockMu.Lock()
@@ -418,23 +618,23 @@ func (h *linHistory) call(r *rand.Rand, c int, ops []porcupine.Operation) []porc
 	var steps []linInput
 	var desc string
 	switch {
-	case p < 30:
+	case p < 26:
 		err := h.m.CreateSessionWithID(name, nil)
 		desc = fmt.Sprintf("create(%s) @%v", name, at)
 		switch {
 		case err == nil:
 			h.stats.created.Add(1)
-			steps = []linInput{{kind: linReserve}, {kind: linInsert}, {kind: linCount}}
+			steps = []linInput{{kind: linFree}, {kind: linReserve}, {kind: linInsert}, {kind: linCount}}
 		case errors.Is(err, ErrSessionExists):
 			h.stats.exists.Add(1)
-			steps = []linInput{{kind: linReserve}, {kind: linDup}, {kind: linDupRelease}}
+			steps = []linInput{{kind: linDupCheck}, {kind: linDupReserve}, {kind: linDup}, {kind: linDupRelease}}
 		case errors.Is(err, ErrMaxSessions):
 			h.stats.full.Add(1)
-			steps = []linInput{{kind: linFull}}
+			steps = []linInput{{kind: linFree}, {kind: linFull}}
 		default:
 			h.t.Errorf("CreateSessionWithID(%q): unexpected error %v", name, err)
 		}
-	case p < 54:
+	case p < 44:
 		s, err := h.m.GetSession(name)
 		desc = fmt.Sprintf("get(%s) @%v", name, at)
 		switch {
@@ -450,7 +650,7 @@ func (h *linHistory) call(r *rand.Rand, c int, ops []porcupine.Operation) []porc
 		default:
 			h.t.Errorf("GetSession(%q): unexpected error %v", name, err)
 		}
-	case p < 66:
+	case p < 54:
 		err := h.m.CloseSession(name)
 		desc = fmt.Sprintf("close(%s)", name)
 		switch {
@@ -462,7 +662,7 @@ func (h *linHistory) call(r *rand.Rand, c int, ops []porcupine.Operation) []porc
 		default:
 			h.t.Errorf("CloseSession(%q): unexpected error %v", name, err)
 		}
-	case p < 74:
+	case p < 61:
 		// Session.Close on the session a Get has just returned: it may
 		// have been closed, evicted or even replaced by then.
 		s, err := h.m.GetSession(name)
@@ -482,23 +682,70 @@ func (h *linHistory) call(r *rand.Rand, c int, ops []porcupine.Operation) []porc
 		default:
 			h.t.Errorf("GetSession(%q): unexpected error %v", name, err)
 		}
+	case p < 68 && cl.held == nil:
+		// A request begins on the session a Get returned, and stays in
+		// flight across this client's next calls.
+		s, err := h.m.GetSession(name)
+		desc = fmt.Sprintf("get(%s).beginRequest() @%v", name, at)
+		switch {
+		case err == nil:
+			h.stats.found.Add(1)
+			if err := s.beginRequest(); err == nil {
+				h.stats.requests.Add(1)
+				cl.held, cl.heldID = s, id
+				steps = []linInput{{kind: linReqGet}, {kind: linReqInc}, {kind: linReqTouch}}
+			} else {
+				h.stats.refused.Add(1)
+				steps = []linInput{{kind: linReqGet}, {kind: linReqInc}, {kind: linReqRefused}, {kind: linReqDec}}
+			}
+		case errors.Is(err, ErrSessionNotFound):
+			h.stats.missing.Add(1)
+			steps = []linInput{{kind: linGetMissing}}
+		default:
+			h.t.Errorf("GetSession(%q): unexpected error %v", name, err)
+		}
+	case p < 72:
+		n := []int{0, 2, 4, 6}[r.IntN(4)]
+		if h.growth {
+			n = []int{0, 12, 20}[r.IntN(3)]
+		}
+		h.m.SetMaxSessions(n)
+		h.stats.setCaps.Add(1)
+		desc = fmt.Sprintf("SetMaxSessions(%d)", n)
+		steps = []linInput{{kind: linSetCap, n: n}}
+	case p < 78:
+		// CreateSessionWait with an ended context: a slot at once, or
+		// from the queue while it looks, or the context's error. The
+		// session it makes (under a random ID) is closed at once.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		newID, err := h.m.CreateSessionWait(ctx, nil)
+		desc = fmt.Sprintf("CreateSessionWait @%v", at)
+		switch {
+		case err == nil:
+			h.stats.waitCreated.Add(1)
+			if err := h.m.CloseSession(newID); err != nil {
+				h.t.Errorf("CloseSession of the session CreateSessionWait made: %v", err)
+			}
+			steps = []linInput{{kind: linWaitIn}, {kind: linWaitGot}, {kind: linAnonActive}, {kind: linAnonClose}, {kind: linAnonRelease}}
+		case errors.Is(err, context.Canceled):
+			h.stats.waitEnded.Add(1)
+			steps = []linInput{{kind: linWaitQueued}, {kind: linWaitLeft}}
+		default:
+			h.t.Errorf("CreateSessionWait: unexpected error %v", err)
+		}
 	default:
 		n := h.m.SessionCount()
 		h.stats.counts.Add(1)
+		for m := h.stats.maxCount.Load(); int64(n) > m && !h.stats.maxCount.CompareAndSwap(m, int64(n)); m = h.stats.maxCount.Load() {
+		}
 		desc = fmt.Sprintf("SessionCount() = %d", n)
 		steps = []linInput{{kind: linSessionCount, n: n}}
 	}
 	ret := h.seq.Add(1)
 	h.clockMu.RUnlock()
 	h.count(call, ret)
-
-	for i := range steps {
-		in := &steps[i]
-		in.client, in.stage, in.last, in.id, in.t = c, i, i == len(steps)-1, id, now
-		in.op = fmt.Sprintf("c%d %s", c, desc)
-		ops = append(ops, porcupine.Operation{ClientId: c*linMaxSteps + i, Input: *in, Call: call, Return: ret})
-	}
-	return ops
+	return h.appendSteps(ops, c, id, now, desc, call, ret, steps)
 }
 
 func (h *linHistory) count(call, ret int64) {
@@ -517,6 +764,7 @@ func (h *linHistory) sweep(c int, ops []porcupine.Operation) []porcupine.Operati
 	now := h.clk.stamp()
 	cutoff := now - int64(linTimeout)
 	h.evicted = h.evicted[:0]
+	h.hooked = 0
 	call := h.seq.Add(1)
 	n := h.m.Sweep()
 	ret := h.seq.Add(1)
@@ -524,10 +772,10 @@ func (h *linHistory) sweep(c int, ops []porcupine.Operation) []porcupine.Operati
 	h.count(call, ret)
 	h.stats.sweeps.Add(1)
 
-	if n != len(h.evicted) {
-		h.t.Errorf("Sweep returned %d, but the hook saw %d evictions %v", n, len(h.evicted), h.evicted)
+	if n != h.hooked || n > len(h.evicted) {
+		h.t.Errorf("Sweep returned %d, the hook saw %d evictions, and it removed %v", n, h.hooked, h.evicted)
 	}
-	var gone [linIDs]bool
+	var gone [linMaxIDs]bool
 	for _, id := range h.evicted {
 		if id < 0 || gone[id] {
 			h.t.Errorf("Sweep evicted %v: unknown or twice", h.evicted)
@@ -537,13 +785,19 @@ func (h *linHistory) sweep(c int, ops []porcupine.Operation) []porcupine.Operati
 	}
 	desc := fmt.Sprintf("c%d sweep @%v", c, time.Duration(now-h.t0))
 	lane := linClients * linMaxSteps
-	for id := range linIDs {
+	for id := range h.ids {
 		var steps []linKind
 		if gone[id] {
 			h.stats.evicted.Add(1)
 			steps = []linKind{linEvict, linEvictActive, linEvictRelease}
 		} else {
 			h.stats.kept.Add(1)
+			// With linMaxIDs IDs a keep step per ID makes histories too
+			// wide for the checker; growth histories check what a sweep
+			// evicts, and the usual ones also what it keeps.
+			if h.growth {
+				continue
+			}
 			steps = []linKind{linKeep}
 		}
 		for i, k := range steps {
@@ -556,9 +810,8 @@ func (h *linHistory) sweep(c int, ops []porcupine.Operation) []porcupine.Operati
 
 // checkLinearizable checks one history; on failure it writes the
 // visualization to a temporary file.
-func checkLinearizable(t *testing.T, ops []porcupine.Operation, t0 int64, timeout time.Duration) porcupine.CheckResult {
+func checkLinearizable(t *testing.T, ops []porcupine.Operation, model porcupine.Model, timeout time.Duration) porcupine.CheckResult {
 	t.Helper()
-	model := linModel(t0)
 	res := porcupine.CheckOperationsTimeout(model, ops, timeout)
 	if res != porcupine.Illegal {
 		return res
@@ -602,15 +855,16 @@ func TestLinearizable(t *testing.T) {
 			break // the machine is slow: enough for this run
 		}
 		ran++
-		ops := runLinHistory(t, seed+uint64(i), calls, &stats)
+		h, ops := runLinHistory(t, seed+uint64(i), calls, &stats)
 		if t.Failed() {
 			return
 		}
-		switch checkLinearizable(t, ops, relEpoch, 10*time.Second) {
+		switch checkLinearizable(t, ops, linModel(relEpoch, h.ids, h.cap), 10*time.Second) {
 		case porcupine.Illegal:
 			return
 		case porcupine.Unknown:
 			unknown++
+			t.Logf("undecided: growth %v, %d ops", h.growth, len(ops))
 		}
 	}
 	t.Logf("%d histories in %v (%d undecided), %d of %d calls overlapped another: created %d, exists %d, full %d, found %d, not found %d, "+
@@ -618,6 +872,10 @@ func TestLinearizable(t *testing.T) {
 		ran, time.Since(start).Round(time.Millisecond), unknown, stats.overlapped.Load(), stats.calls.Load(), stats.created.Load(), stats.exists.Load(),
 		stats.full.Load(), stats.found.Load(), stats.missing.Load(), stats.closed.Load(), stats.handleClosed.Load(), stats.counts.Load(),
 		stats.sweeps.Load(), stats.evicted.Load(), stats.kept.Load(), stats.advances.Load())
+	t.Logf("growth histories %d (largest SessionCount seen %d), SetMaxSessions %d, CreateSessionWait %d granted and %d ended, "+
+		"requests begun %d (refused %d, ended %d)",
+		stats.growthHistories.Load(), stats.maxCount.Load(), stats.setCaps.Load(), stats.waitCreated.Load(), stats.waitEnded.Load(),
+		stats.requests.Load(), stats.refused.Load(), stats.ended.Load())
 	if unknown > ran/10 {
 		t.Errorf("porcupine could not decide %d of %d histories in time", unknown, ran)
 	}
@@ -625,12 +883,20 @@ func TestLinearizable(t *testing.T) {
 	for name, n := range map[string]int64{
 		"created": stats.created.Load(), "ErrSessionExists": stats.exists.Load(), "ErrMaxSessions": stats.full.Load(),
 		"found": stats.found.Load(), "ErrSessionNotFound": stats.missing.Load(), "closed": stats.closed.Load(),
-		"Session.Close": stats.handleClosed.Load(),
-		"evicted":       stats.evicted.Load(),
+		"Session.Close":    stats.handleClosed.Load(),
+		"evicted":          stats.evicted.Load(),
+		"a growth history": stats.growthHistories.Load(), "SetMaxSessions": stats.setCaps.Load(),
+		"CreateSessionWait granted": stats.waitCreated.Load(), "CreateSessionWait ended": stats.waitEnded.Load(),
+		"a request in flight": stats.requests.Load(),
 	} {
 		if n == 0 {
 			t.Errorf("no history exercised %s", name)
 		}
+	}
+	// A shard's first table has eight slots: a history with more sessions
+	// than that in one shard grew it while the others read.
+	if n := stats.maxCount.Load(); n <= 8 {
+		t.Errorf("the growth histories held at most %d sessions at once: no table grew", n)
 	}
 }
 
@@ -650,7 +916,12 @@ func TestLinearizabilityModel(t *testing.T) {
 		return ops
 	}
 	create := func(client int, call, ret int64, id int, at int64) []porcupine.Operation {
-		return op(client, call, ret, linInput{kind: linReserve}, linInput{kind: linInsert, id: id, t: t0 + at}, linInput{kind: linCount})
+		return op(client, call, ret, linInput{kind: linFree, id: id}, linInput{kind: linReserve},
+			linInput{kind: linInsert, id: id, t: t0 + at}, linInput{kind: linCount})
+	}
+	exists := func(client int, call, ret int64, id int) []porcupine.Operation {
+		return op(client, call, ret, linInput{kind: linDupCheck, id: id}, linInput{kind: linDupReserve},
+			linInput{kind: linDup, id: id}, linInput{kind: linDupRelease})
 	}
 	get := func(client int, call, ret int64, id int, at int64, found bool) []porcupine.Operation {
 		if found {
@@ -678,7 +949,20 @@ func TestLinearizabilityModel(t *testing.T) {
 			linInput{kind: linHandleActive, id: id}, linInput{kind: linHandleRelease, id: id})
 	}
 	full := func(client int, call, ret int64, id int) []porcupine.Operation {
-		return op(client, call, ret, linInput{kind: linFull, id: id})
+		return op(client, call, ret, linInput{kind: linFree, id: id}, linInput{kind: linFull, id: id})
+	}
+	begin := func(client int, call, ret int64, id int, at int64) []porcupine.Operation {
+		return op(client, call, ret, linInput{kind: linReqGet, id: id, t: t0 + at}, linInput{kind: linReqInc, id: id},
+			linInput{kind: linReqTouch, id: id, t: t0 + at})
+	}
+	end := func(client int, call, ret int64, id int, at int64) []porcupine.Operation {
+		return op(client, call, ret, linInput{kind: linReqEnd, id: id, t: t0 + at}, linInput{kind: linReqDec, id: id})
+	}
+	setCap := func(client int, call, ret int64, n int) []porcupine.Operation {
+		return op(client, call, ret, linInput{kind: linSetCap, n: n})
+	}
+	waitEnded := func(client int, call, ret int64) []porcupine.Operation {
+		return op(client, call, ret, linInput{kind: linWaitQueued}, linInput{kind: linWaitLeft})
 	}
 	cat := func(parts ...[]porcupine.Operation) []porcupine.Operation {
 		var all []porcupine.Operation
@@ -724,14 +1008,26 @@ func TestLinearizabilityModel(t *testing.T) {
 		{"Session.Close of a replaced session", cat(create(0, 1, 2, 0, 0), handleClose(1, 3, 10, 0, 0),
 			op(2, 4, 5, linInput{kind: linCloseRemove, id: 0}, linInput{kind: linCloseActive}, linInput{kind: linCloseRelease}),
 			create(3, 6, 7, 0, 0), get(4, 11, 12, 0, 0, true)), true},
-		{"slot freed by Session.Close", cat(fiveCreates(false)[:12], handleClose(5, 50, 51, 0, 0), create(6, 52, 53, 4, 0)), true},
-		{"slot not freed by Session.Close", cat(fiveCreates(false)[:12], handleClose(5, 50, 51, 0, 0), full(6, 52, 53, 4)), false},
+		{"slot freed by Session.Close", cat(fiveCreates(false)[:16], handleClose(5, 50, 51, 0, 0), create(6, 52, 53, 4, 0)), true},
+		{"slot not freed by Session.Close", cat(fiveCreates(false)[:16], handleClose(5, 50, 51, 0, 0), full(6, 52, 53, 4)), false},
+		{"taken ID at the cap is ErrSessionExists", cat(fiveCreates(false)[:16], exists(5, 50, 51, 0)), true},
+		{"free ID at the cap is ErrSessionExists", cat(fiveCreates(false)[:16], exists(5, 50, 51, 4)), false},
+		{"taken ID at the cap is full", cat(fiveCreates(false)[:16], full(5, 50, 51, 0)), false},
+		{"ID taken while a create held a slot", cat(fiveCreates(false)[:12], exists(5, 50, 53, 3), create(3, 51, 52, 3, 0)), true},
+		{"busy stale session kept", cat(create(0, 1, 2, 0, 0), begin(1, 3, 4, 0, 0), sweep(5, 6, 1*sec)), true},
+		{"busy stale session evicted", cat(create(0, 1, 2, 0, 0), begin(1, 3, 4, 0, 0), sweep(5, 6, 1*sec, 0)), false},
+		{"evicted once its request ended", cat(create(0, 1, 2, 0, 0), begin(1, 3, 4, 0, 0), end(1, 5, 6, 0, 0), sweep(7, 8, 1*sec, 0)), true},
+		{"request end is a use", cat(create(0, 1, 2, 0, 0), begin(1, 3, 4, 0, 0), end(1, 5, 6, 0, 20*sec), sweep(7, 8, 1*sec, 0)), false},
+		{"raised cap admits a fifth", cat(fiveCreates(false)[:16], setCap(5, 50, 51, 6), create(6, 52, 53, 4, 0)), true},
+		{"lowered cap admits a fifth", cat(fiveCreates(false)[:16], setCap(5, 50, 51, 2), create(6, 52, 53, 4, 0)), false},
+		{"full below the cap while a waiter queues", cat(create(0, 1, 2, 0, 0), waitEnded(1, 3, 6), full(2, 4, 5, 1)), true},
+		{"full below the cap with no waiter", cat(create(0, 1, 2, 0, 0), waitEnded(1, 3, 4), full(2, 5, 6, 1)), false},
 		{"Get racing the sweep finds an evicted one", cat(create(0, 1, 2, 0, 0), get(1, 4, 5, 0, 11*sec, true),
 			get(1, 7, 8, 0, 11*sec, false), sweep(3, 6, 1*sec, 0)), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := porcupine.CheckOperationsTimeout(linModel(t0), tt.ops, 10*time.Second)
+			res := porcupine.CheckOperationsTimeout(linModel(t0, linIDs, linCap), tt.ops, 10*time.Second)
 			if want := map[bool]porcupine.CheckResult{true: porcupine.Ok, false: porcupine.Illegal}[tt.legal]; res != want {
 				t.Errorf("checker says %v, want %v", res, want)
 			}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/rosterhq/roster/evict"
 	"github.com/rosterhq/roster/idgen"
@@ -27,16 +28,30 @@ import (
 // single background sweeper looks, per shard, only at sessions that may have
 // expired, so a sweep costs O(shards + sessions expired or used since),
 // not O(sessions), and a session is never evicted while a request is in
-// flight. A Manager dropped without Shutdown is shut down when the garbage
-// collector finds it unreachable, so its sweeper does not leak; call
-// Shutdown to close its sessions at a time of your choosing.
+// flight.
+//
+// Call Shutdown when done. A Manager dropped without it stops its background
+// goroutines once the garbage collector finds that nothing can reach it any
+// more: not the Manager, no Session from it, no request in flight. Until
+// then it keeps working, so a Session the program still holds stays usable.
+//
+// A Manager must not be copied; use the *Manager NewManager returns. go vet
+// reports most copies; one it misses still shares the original's state.
 type Manager struct {
-	c *core
+	noCopy noCopy
+	c      *core
 }
 
-// core is the Manager's state. The sweeper goroutine and the sessions point
-// here, never at the Manager, so that a dropped Manager becomes unreachable
-// and its cleanup can shut the core down.
+// noCopy makes go vet's copylocks check report copies of a Manager.
+type noCopy struct{}
+
+func (*noCopy) Lock()   {}
+func (*noCopy) Unlock() {}
+
+// core is the Manager's state. Sessions and callers point here; the
+// background goroutines hold only a weak pointer, so that when nothing else
+// can reach the core its cleanup stops them. No cleanup ever closes a
+// session: one that can still be reached keeps the core alive.
 type core struct {
 	reg     *shard.Map[*Session]
 	tb      *evict.Timebase
@@ -44,6 +59,9 @@ type core struct {
 	onEvict func(*Session, EvictReason)
 	onSweep func(time.Duration, int)
 	logger  *slog.Logger
+	// collected, set by tests only, sees each session a sweep removes,
+	// before its exit is settled.
+	collected func(*Session)
 
 	maxSessions atomic.Int64
 	timeout     atomic.Int64 // nanoseconds
@@ -58,10 +76,17 @@ type core struct {
 	waiters  []*waiter
 	nWaiting atomic.Int64
 
-	sweeping sync.RWMutex  // held for reading by every sweep
-	state    atomic.Int32  // open, then closing
-	idle     chan struct{} // signalled when inFlight drops to 0 while closing
-	done     chan struct{} // closed when shutdown has finished
+	// sweepMu guards sweeps, the number of sweeps in progress, and
+	// sweepsDone, which Shutdown waits on for them to end. A counter and
+	// not an RWMutex: a hook that calls Sweep while Shutdown waits must
+	// return at once, not queue behind the waiting writer.
+	sweepMu    sync.Mutex
+	sweeps     int
+	sweepsDone chan struct{}
+
+	state atomic.Int32  // open, then closing
+	idle  chan struct{} // signalled when inFlight drops to 0 while closing
+	done  chan struct{} // closed when shutdown has finished
 }
 
 const (
@@ -77,13 +102,22 @@ type waiter struct {
 // ManagerStats counts what a Manager has done since it was made. Created
 // equals Closed + Evicted + Active once no create is in progress.
 type ManagerStats struct {
-	Active   int64 `json:"active"`   // sessions registered now
-	Created  int64 `json:"created"`  // sessions registered, ever
-	Closed   int64 `json:"closed"`   // closed by their holder, CloseSession or Shutdown
-	Evicted  int64 `json:"evicted"`  // evicted for idleness
-	Rejected int64 `json:"rejected"` // creates refused at the cap
-	InFlight int64 `json:"inFlight"` // requests in flight now
-	Waiting  int64 `json:"waiting"`  // CreateSessionWait calls queued now
+	// Active is the number of sessions registered now.
+	Active int64 `json:"active"`
+	// Created is the number of sessions registered, ever.
+	Created int64 `json:"created"`
+	// Closed counts sessions closed by their holder, CloseSession or
+	// Shutdown.
+	Closed int64 `json:"closed"`
+	// Evicted counts sessions evicted for idleness.
+	Evicted int64 `json:"evicted"`
+	// Rejected counts creates refused at the cap (not those refused for a
+	// bad config, an unknown preset or a taken ID).
+	Rejected int64 `json:"rejected"`
+	// InFlight is the number of requests in flight now.
+	InFlight int64 `json:"inFlight"`
+	// Waiting is the number of CreateSessionWait calls queued now.
+	Waiting int64 `json:"waiting"`
 }
 
 // NewManager returns a running Manager. Without options it holds at most
@@ -108,23 +142,42 @@ func NewManager(opts ...Option) *Manager {
 	}
 	c.maxSessions.Store(int64(o.maxSessions))
 	c.timeout.Store(int64(o.timeout))
-	c.sweeper = evict.StartSweeper(c.tb, o.interval, func() { c.sweep() })
-	m := &Manager{c: c}
-	// The cleanup must not wait on requests: it runs on the runtime's one
-	// cleanup goroutine.
-	runtime.AddCleanup(m, func(c *core) { _ = c.shutdown(context.Background(), false) }, c)
-	return m
+	// The sweeper holds the core weakly, and its cleanup holds only the
+	// sweeper: the core becomes unreachable when the program has let go of
+	// the Manager and of every session, and then the goroutines stop.
+	wc := weak.Make(c)
+	c.sweeper = evict.StartSweeper(c.tb, o.interval, func() {
+		if c := wc.Value(); c != nil {
+			c.sweep()
+		}
+	})
+	runtime.AddCleanup(c, (*evict.Sweeper).Stop, c.sweeper)
+	return &Manager{c: c}
 }
 
 // CreateSession makes a session with a new random ID and registers it. A
-// nil config means all defaults. It fails with ErrMaxSessions at the cap,
-// ErrInvalidConfig for a bad config and ErrManagerClosed after Shutdown;
-// a failed create leaves nothing registered and no slot held.
+// nil config means all defaults. It fails with ErrInvalidConfig for a bad
+// config or an unknown preset (checked first, so even at the cap), then
+// with ErrManagerClosed after Shutdown and ErrMaxSessions at the cap; a
+// failed create leaves nothing registered and no slot held, and only a
+// create refused at the cap counts as rejected.
 func (m *Manager) CreateSession(config *protocol.SessionConfig) (string, error) {
-	if err := config.Validate(); err != nil {
+	if err := checkConfig(config); err != nil {
 		return "", err
 	}
 	return m.c.createNew(config, func() error { return m.c.reserve() })
+}
+
+// checkConfig reports what would make a create with config fail whatever
+// the Manager's state: an invalid config or an unknown preset. Creates
+// check it before they reserve a slot, so that at the cap a bad request is
+// told what is wrong with it, not to come back later.
+func checkConfig(config *protocol.SessionConfig) error {
+	if err := config.Validate(); err != nil {
+		return err
+	}
+	_, err := lookupPreset(config)
+	return err
 }
 
 // createNew reserves a slot with reserve and registers a session under a
@@ -148,12 +201,16 @@ func (c *core) createNew(config *protocol.SessionConfig, reserve func() error) (
 }
 
 // CreateSessionWithID makes a session registered under id. It fails as
-// CreateSession does, and with ErrInvalidID or ErrSessionExists.
+// CreateSession does, and with ErrInvalidID or ErrSessionExists; those are
+// checked before the cap, so at the cap a taken ID is ErrSessionExists.
 func (m *Manager) CreateSessionWithID(id string, config *protocol.SessionConfig) error {
 	if err := idgen.Validate(id); err != nil {
 		return err
 	}
-	if err := config.Validate(); err != nil {
+	if err := checkConfig(config); err != nil {
+		return err
+	}
+	if err := m.c.checkFree(id); err != nil {
 		return err
 	}
 	if err := m.c.reserve(); err != nil {
@@ -162,12 +219,23 @@ func (m *Manager) CreateSessionWithID(id string, config *protocol.SessionConfig)
 	return m.c.register(id, config)
 }
 
+// checkFree fails with ErrSessionExists if a session is registered under
+// id. An ID taken after the check is still refused, by the registry, once
+// the create has its slot.
+func (c *core) checkFree(id string) error {
+	if _, ok := c.reg.Load(id); ok {
+		return errExists(id)
+	}
+	return nil
+}
+
 // CreateSessionWait is CreateSession that, at the cap, waits for a slot
 // instead of failing. Waiters are served first come first served, before
 // any later CreateSession. It returns ctx's error if ctx ends first and
-// ErrManagerClosed if the Manager is shut down while it waits.
+// ErrManagerClosed if the Manager is shut down while it waits. A bad
+// config or an unknown preset fails at once, without waiting.
 func (m *Manager) CreateSessionWait(ctx context.Context, config *protocol.SessionConfig) (string, error) {
-	if err := config.Validate(); err != nil {
+	if err := checkConfig(config); err != nil {
 		return "", err
 	}
 	return m.c.createNew(config, func() error { return m.c.reserveWait(ctx) })
@@ -202,15 +270,15 @@ func (m *Manager) PeekSession(sessionID string) (*Session, error) {
 }
 
 // CloseSession closes the session registered under sessionID and frees its
-// slot. It fails with ErrSessionNotFound if there is none.
+// slot, after running the eviction hook with EvictClosed. It fails with
+// ErrSessionNotFound if there is none.
 func (m *Manager) CloseSession(sessionID string) error {
 	c := m.c
 	s, ok := c.reg.Delete(sessionID)
 	if !ok {
 		return c.errNotFound(sessionID)
 	}
-	s.shutdown()
-	c.left(&c.closed)
+	c.retire(s, EvictClosed)
 	return nil
 }
 
@@ -438,26 +506,67 @@ func (c *core) left(counter *atomic.Int64) {
 
 func (c *core) sweep() int {
 	// Shutdown waits for sweeps in progress, so that no hook runs after it.
-	c.sweeping.RLock()
-	defer c.sweeping.RUnlock()
+	// A sweep that starts once Shutdown has begun, such as one a hook
+	// calls, does nothing.
+	c.sweepMu.Lock()
+	if c.state.Load() != stateOpen {
+		c.sweepMu.Unlock()
+		return 0
+	}
+	c.sweeps++
+	c.sweepMu.Unlock()
+	defer func() {
+		c.sweepMu.Lock()
+		if c.sweeps--; c.sweeps == 0 && c.sweepsDone != nil {
+			close(c.sweepsDone)
+			c.sweepsDone = nil
+		}
+		c.sweepMu.Unlock()
+	}()
 	timeout := c.timeout.Load()
-	if timeout <= 0 || c.state.Load() != stateOpen {
+	if timeout <= 0 {
 		return 0
 	}
 	c.tb.Refresh()
 	start := time.Now()
 	now := c.tb.Now()
-	n := c.reg.Sweep(now, now-timeout, (*Session).busy, c.evictIdle)
+	n := 0
+	c.reg.Sweep(now, now-timeout, (*Session).busy, func(s *Session) {
+		if c.collected != nil {
+			c.collected(s)
+		}
+		if c.retire(s, EvictIdle) {
+			n++
+		}
+	})
 	if c.onSweep != nil {
 		c.onSweep(time.Since(start), n)
 	}
 	return n
 }
 
-func (c *core) evictIdle(s *Session) {
-	c.runHook(s, EvictIdle)
+// retire runs a session's exit once it has left the registry: the hook,
+// then the close, then the count and the freed slot. Several exits may
+// race for one session (a sweep has collected it, and its holder closes it
+// before the sweep gets to its hook; or Close is called from the hook):
+// the first to claim it runs the hook with its reason, and the first to
+// close it frees the slot, counted under the claimed reason, so the hook
+// runs once, never on a session already closed when it starts, and the
+// session is counted once. It reports whether this call claimed the exit.
+func (c *core) retire(s *Session, reason EvictReason) bool {
+	claimed := s.exit.CompareAndSwap(0, int32(reason))
+	if claimed {
+		c.runHook(s, reason)
+	}
 	s.shutdown()
-	c.left(&c.evicted)
+	if s.accounted.CompareAndSwap(false, true) {
+		if EvictReason(s.exit.Load()) == EvictIdle {
+			c.left(&c.evicted)
+		} else {
+			c.left(&c.closed)
+		}
+	}
+	return claimed
 }
 
 // runHook calls the eviction hook, recovering and logging a panic.
@@ -498,12 +607,18 @@ func (c *core) shutdown(ctx context.Context, drain bool) error {
 	}
 	defer close(c.done)
 	c.sweeper.Stop()
-	// Wait for Sweep calls in progress: the lock is free once they are
-	// done, and later ones see the state and return at once. It is not
-	// held further, so a shutdown hook may still call Sweep.
-	c.sweeping.Lock()
-	//lint:ignore SA2001 the critical section is the wait itself
-	c.sweeping.Unlock()
+	// Wait for Sweep calls in progress; later ones, a hook's included, see
+	// the state and return at once.
+	c.sweepMu.Lock()
+	var wait chan struct{}
+	if c.sweeps > 0 {
+		wait = make(chan struct{})
+		c.sweepsDone = wait
+	}
+	c.sweepMu.Unlock()
+	if wait != nil {
+		<-wait
+	}
 
 	c.waitMu.Lock()
 	for _, w := range c.waiters {
@@ -517,11 +632,7 @@ func (c *core) shutdown(ctx context.Context, drain bool) error {
 	if drain {
 		err = c.drain(ctx)
 	}
-	c.reg.Drain(func(s *Session) {
-		c.runHook(s, EvictShutdown)
-		s.shutdown()
-		c.left(&c.closed)
-	})
+	c.reg.Drain(func(s *Session) { c.retire(s, EvictShutdown) })
 	return err
 }
 

@@ -119,13 +119,15 @@ func wantErr(t *rapid.T, what string, err, want error) {
 // createErr is the error a create (with a valid ID and config) must fail
 // with, nil if it must succeed.
 func (mm *modelMachine) createErr(id string) error {
+	// A taken ID is checked before the cap (and after Shutdown none is
+	// taken).
 	switch {
+	case id != "" && mm.live[id] != nil:
+		return ErrSessionExists
 	case mm.shut:
 		return ErrManagerClosed
 	case mm.cap > 0 && len(mm.live) >= mm.cap:
 		return ErrMaxSessions
-	case id != "" && mm.live[id] != nil:
-		return ErrSessionExists
 	}
 	return nil
 }
@@ -293,6 +295,7 @@ func (mm *modelMachine) actions() map[string]func(*rapid.T) {
 			default:
 				wantErr(t, fmt.Sprintf("CloseSession(%q)", id), err, nil)
 				mm.drop(ms, &mm.closed)
+				mm.wantClosedHook(t, id)
 			}
 		},
 		"Session.Close": func(t *rapid.T) {
@@ -300,6 +303,7 @@ func (mm *modelMachine) actions() map[string]func(*rapid.T) {
 			wantErr(t, "Session.Close", ms.s.Close(), nil)
 			if ms.open {
 				mm.drop(ms, &mm.closed)
+				mm.wantClosedHook(t, ms.id)
 			}
 		},
 		"Session.Touch": func(t *rapid.T) {
@@ -437,10 +441,20 @@ func (mm *modelMachine) actions() map[string]func(*rapid.T) {
 	}
 }
 
+// wantClosedHook checks that closing the session id ran the hook once, with
+// EvictClosed.
+func (mm *modelMachine) wantClosedHook(t *rapid.T, id string) {
+	t.Helper()
+	if want := []mdlHook{{id, EvictClosed}}; !slices.Equal(mm.hooked, want) {
+		t.Fatalf("closing %q ran the hook %v, want %v", id, mm.hooked, want)
+	}
+	mm.hooked = nil
+}
+
 // check compares the Manager with the model.
 func (mm *modelMachine) check(t *rapid.T) {
 	if len(mm.hooked) > 0 {
-		t.Fatalf("the hook ran for %v outside a Sweep or Shutdown", mm.hooked)
+		t.Fatalf("the hook ran for %v outside a Sweep, Shutdown or close", mm.hooked)
 	}
 	now := mm.now()
 	var want []*mdlSession

@@ -19,8 +19,8 @@ const (
 // drive idle eviction in tests without sleeping.
 type Clock = evict.Clock
 
-// EvictReason says why a session left the Manager without being closed by
-// its holder.
+// EvictReason says why a session left its Manager; the eviction hook gets
+// it.
 type EvictReason int
 
 const (
@@ -28,15 +28,20 @@ const (
 	EvictIdle EvictReason = iota + 1
 	// EvictShutdown means the Manager was shut down.
 	EvictShutdown
+	// EvictClosed means the session was closed by Session.Close or
+	// Manager.CloseSession.
+	EvictClosed
 )
 
-// String returns "idle" or "shutdown".
+// String returns "idle", "shutdown" or "closed".
 func (r EvictReason) String() string {
 	switch r {
 	case EvictIdle:
 		return "idle"
 	case EvictShutdown:
 		return "shutdown"
+	case EvictClosed:
+		return "closed"
 	}
 	return "unknown"
 }
@@ -97,17 +102,22 @@ func WithShards(n int) Option {
 // WithClock with WithCleanupInterval(0) and call Sweep.
 func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
 
-// WithOnEvict sets a hook that runs once for each session the Manager
-// evicts (EvictIdle) or closes at shutdown (EvictShutdown), after the
-// session has left the registry and before the Manager closes it, so the
-// hook may save its state. It runs on the goroutine of the sweep or the
-// Shutdown, after the sweep has released every lock, so a slow hook delays
-// neither Gets nor the clock they read; it delays the next sweep, and, at
-// the cap, creates: the evicted session's slot is freed once the hook has
-// returned and the session is closed. A panic in the hook is recovered and
-// logged, and the session is closed anyway. Sessions closed by their holder
-// or by CloseSession do not run it. The hook must not call Shutdown or
-// ShutdownContext, which wait for the sweep it runs in.
+// WithOnEvict sets a hook that runs exactly once for every session that
+// leaves the Manager, whatever the exit: evicted for idleness (EvictIdle),
+// closed at shutdown (EvictShutdown), or closed by Session.Close or
+// CloseSession (EvictClosed). It runs after the session has left the
+// registry and before the Manager closes it, so the hook may save its
+// state; it runs on the goroutine of the sweep, the Shutdown or the close,
+// after the sweep has released every lock, so a slow hook delays neither
+// Gets nor the clock they read; it delays the next sweep, the close call,
+// and, at the cap, creates: the session's slot is freed once the hook has
+// returned and the session is closed. If the session's holder closes it
+// while an EvictIdle or EvictShutdown hook runs, the session is closed
+// under the hook (IsActive reports false) and its slot freed at once. A
+// panic in the hook is recovered and logged, and the session is closed
+// anyway. The hook may call Sweep (which does nothing during Shutdown) and
+// the session's Close; it must not call Shutdown or ShutdownContext, which
+// wait for the sweep it runs in.
 func WithOnEvict(hook func(s *Session, reason EvictReason)) Option {
 	return func(o *options) { o.onEvict = hook }
 }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"sync"
@@ -42,20 +43,69 @@ type Session struct {
 	inFlight atomic.Int32
 	closed   atomic.Bool
 	close1   sync.Once
+
+	// Once the session has left its Manager: exit holds the EvictReason of
+	// the first exit to claim it, which runs the hook, and accounted is
+	// set by the first to count it and free its slot; see core.retire.
+	exit      atomic.Int32
+	accounted atomic.Bool
 }
 
-// SessionStats is a snapshot of one session.
+// SessionStats is a snapshot of one session. In JSON, as everywhere in
+// roster's JSON, durations are integers of milliseconds, named with an Ms
+// suffix: Age is "ageMs" and IdleTime is "idleTimeMs".
 type SessionStats struct {
-	ID           string        `json:"id"`
-	Preset       string        `json:"preset"`
-	CreatedAt    time.Time     `json:"createdAt"`
-	LastUsed     time.Time     `json:"lastUsed"`
-	RequestCount int64         `json:"requestCount"`
-	InFlight     int           `json:"inFlight"`
-	Active       bool          `json:"active"`
-	CookieCount  int           `json:"cookieCount"`
-	Age          time.Duration `json:"age"`
-	IdleTime     time.Duration `json:"idleTime"`
+	// ID is the session's ID.
+	ID string `json:"id"`
+	// Preset is the name of the session's header preset.
+	Preset string `json:"preset"`
+	// CreatedAt is when the session was made or first made, if restored;
+	// RFC 3339 text in JSON.
+	CreatedAt time.Time `json:"createdAt"`
+	// LastUsed is when the session was last used; see Session.LastUsed.
+	LastUsed time.Time `json:"lastUsed"`
+	// RequestCount is how many requests the session has begun, including
+	// those of the saved session it was restored from.
+	RequestCount int64 `json:"requestCount"`
+	// InFlight is how many of its requests are in flight now.
+	InFlight int `json:"inFlight"`
+	// Active reports whether the session is open.
+	Active bool `json:"active"`
+	// CookieCount is how many unexpired cookies its jar holds.
+	CookieCount int `json:"cookieCount"`
+	// Age is how long ago it was created; "ageMs" in JSON.
+	Age time.Duration `json:"-"`
+	// IdleTime is how long it has not been used, 0 while a request is in
+	// flight; "idleTimeMs" in JSON.
+	IdleTime time.Duration `json:"-"`
+}
+
+// statsJSON is SessionStats as JSON carries it.
+type statsJSON struct {
+	plainStats
+	AgeMs      int64 `json:"ageMs"`
+	IdleTimeMs int64 `json:"idleTimeMs"`
+}
+
+// plainStats has SessionStats' fields without its methods.
+type plainStats SessionStats
+
+// MarshalJSON writes the stats with Age and IdleTime as "ageMs" and
+// "idleTimeMs", whole milliseconds.
+func (st SessionStats) MarshalJSON() ([]byte, error) {
+	return json.Marshal(statsJSON{plainStats(st), st.Age.Milliseconds(), st.IdleTime.Milliseconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (st *SessionStats) UnmarshalJSON(data []byte) error {
+	var v statsJSON
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*st = SessionStats(v.plainStats)
+	st.Age = time.Duration(v.AgeMs) * time.Millisecond
+	st.IdleTime = time.Duration(v.IdleTimeMs) * time.Millisecond
+	return nil
 }
 
 // newSession builds a session; cfg must be valid and is copied. It fails
@@ -175,16 +225,28 @@ func (s *Session) Stats() SessionStats {
 	}
 }
 
-// Close closes the session and removes it from its Manager, freeing its
-// slot. It cancels the requests in flight, whose errors then match
-// ErrSessionClosed, and closes every connection, TCP and QUIC. It is
-// idempotent and always returns nil; the error is there for io.Closer.
+// Close closes the session and removes it from its Manager; when it
+// returns, the session's slot is free. It cancels the requests in flight,
+// whose errors then match ErrSessionClosed, and closes every connection, TCP
+// and QUIC. It is idempotent and always returns nil; the error is there for
+// io.Closer.
+//
+// The Manager's eviction hook runs first, with EvictClosed, on the calling
+// goroutine. If the session is already leaving (a sweep collected it, or
+// Shutdown is closing it) and its hook has not started, Close takes the exit
+// over: the hook runs once, with EvictClosed, and the sweep does not count
+// it. If that hook is already running, Close closes the session under it
+// and frees the slot, and the session is counted under the hook's reason.
 func (s *Session) Close() error {
-	removed := s.mgr != nil && s.mgr.reg.Remove(s.entry)
-	s.shutdown()
-	if removed {
-		s.mgr.left(&s.mgr.closed)
+	if s.mgr == nil {
+		s.shutdown()
+		return nil
 	}
+	// Remove fails when another exit has removed the session, or when it
+	// was never registered (a create that failed): retire settles the
+	// first, and the second cannot be reached by a caller.
+	s.mgr.reg.Remove(s.entry)
+	s.mgr.retire(s, EvictClosed)
 	return nil
 }
 

@@ -96,13 +96,20 @@ func LoadSession(path string) (*Session, error) {
 // RestoreSession registers, under its saved ID, a session built from a
 // state made by Session.Marshal, and returns the ID. It counts as a use
 // now, so a restored session is not evicted at the next sweep. It fails as
-// CreateSessionWithID does, and as UnmarshalSession does on bad data.
+// CreateSessionWithID does (bad data, an unknown preset and a taken ID
+// before the cap), and as UnmarshalSession does on bad data.
 func (m *Manager) RestoreSession(data []byte) (string, error) {
 	st, err := protocol.DecodeState(data)
 	if err != nil {
 		return "", err
 	}
 	c := m.c
+	if _, err := lookupPreset(st.Config); err != nil {
+		return "", err
+	}
+	if err := c.checkFree(st.ID); err != nil {
+		return "", err
+	}
 	if err := c.reserve(); err != nil {
 		return "", err
 	}
