@@ -61,7 +61,18 @@ var (
 	ErrInvalidConfig   = session.ErrInvalidConfig
 	ErrSessionClosed   = session.ErrSessionClosed
 	ErrManagerClosed   = session.ErrManagerClosed
+
+	ErrSessionLeased    = session.ErrSessionLeased
+	ErrStoreUnavailable = session.ErrStoreUnavailable
+	ErrLeaseLost        = session.ErrLeaseLost
 )
+
+// Store is a shared store of session state and leases, for fleets; see
+// package store, and package store/redis for Redis.
+type Store = session.Store
+
+// StoreStats counts what a Manager's store machinery has done.
+type StoreStats = session.StoreStats
 
 // NewManager returns a running Manager; see session.NewManager.
 func NewManager(opts ...Option) *Manager { return session.NewManager(opts...) }
@@ -94,3 +105,27 @@ func WithOnSweep(f func(took time.Duration, evicted int)) Option { return sessio
 
 // WithLogger sets where the Manager logs what it cannot return.
 func WithLogger(l *slog.Logger) Option { return session.WithLogger(l) }
+
+// WithStore makes the Manager one process of a fleet sharing st; see
+// session.WithStore.
+func WithStore(st Store) Option { return session.WithStore(st) }
+
+// WithOwner names this process in the store's leases.
+func WithOwner(name string) Option { return session.WithOwner(name) }
+
+// WithLeaseTTL sets how long a lease lasts without renewal.
+func WithLeaseTTL(d time.Duration) Option { return session.WithLeaseTTL(d) }
+
+// WithStateTTL sets how long the store keeps a session's state after its
+// last save.
+func WithStateTTL(d time.Duration) Option { return session.WithStateTTL(d) }
+
+// WithSaveInterval sets how often a long-lived session that changed is
+// saved; 0 means only at close, eviction and shutdown.
+func WithSaveInterval(d time.Duration) Option { return session.WithSaveInterval(d) }
+
+// WithStoreTimeout bounds each store operation made for one caller.
+func WithStoreTimeout(d time.Duration) Option { return session.WithStoreTimeout(d) }
+
+// WithFleetMaxSessions caps the leases held at once across the fleet.
+func WithFleetMaxSessions(n int) Option { return session.WithFleetMaxSessions(n) }

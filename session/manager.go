@@ -44,6 +44,7 @@ type core struct {
 	onEvict func(*Session, EvictReason)
 	onSweep func(time.Duration, int)
 	logger  *slog.Logger
+	fleet   *fleet // nil without a store
 
 	maxSessions atomic.Int64
 	timeout     atomic.Int64 // nanoseconds
@@ -108,7 +109,11 @@ func NewManager(opts ...Option) *Manager {
 	}
 	c.maxSessions.Store(int64(o.maxSessions))
 	c.timeout.Store(int64(o.timeout))
+	c.fleet = newFleet(c, o.store, o.logger)
 	c.sweeper = evict.StartSweeper(c.tb, o.interval, func() { c.sweep() })
+	if c.fleet != nil {
+		c.fleet.run()
+	}
 	m := &Manager{c: c}
 	// The cleanup must not wait on requests: it runs on the runtime's one
 	// cleanup goroutine.
@@ -124,18 +129,18 @@ func (m *Manager) CreateSession(config *protocol.SessionConfig) (string, error) 
 	if err := config.Validate(); err != nil {
 		return "", err
 	}
-	return m.c.createNew(config, func() error { return m.c.reserve() })
+	return m.c.createNew(nil, config, func() error { return m.c.reserve() })
 }
 
 // createNew reserves a slot with reserve and registers a session under a
-// new ID in it.
-func (c *core) createNew(config *protocol.SessionConfig, reserve func() error) (string, error) {
+// new ID in it; a ctx that is not nil makes it wait for a fleet slot.
+func (c *core) createNew(ctx context.Context, config *protocol.SessionConfig, reserve func() error) (string, error) {
 	for {
 		if err := reserve(); err != nil {
 			return "", err
 		}
 		id := idgen.New()
-		err := c.register(id, config)
+		err := c.register(ctx, id, config)
 		// 80 random bits make a collision all but impossible; if one
 		// happens, register has given the slot back: start again.
 		if !errors.Is(err, ErrSessionExists) {
@@ -159,7 +164,7 @@ func (m *Manager) CreateSessionWithID(id string, config *protocol.SessionConfig)
 	if err := m.c.reserve(); err != nil {
 		return err
 	}
-	return m.c.register(id, config)
+	return m.c.register(nil, id, config)
 }
 
 // CreateSessionWait is CreateSession that, at the cap, waits for a slot
@@ -170,7 +175,7 @@ func (m *Manager) CreateSessionWait(ctx context.Context, config *protocol.Sessio
 	if err := config.Validate(); err != nil {
 		return "", err
 	}
-	return m.c.createNew(config, func() error { return m.c.reserveWait(ctx) })
+	return m.c.createNew(ctx, config, func() error { return m.c.reserveWait(ctx) })
 }
 
 // GetSession returns the open session registered under sessionID and
@@ -187,6 +192,9 @@ func (m *Manager) GetSession(sessionID string) (*Session, error) {
 			return s, nil
 		}
 	}
+	if c.fleet != nil {
+		return c.fleet.restore(nil, sessionID, false)
+	}
 	return nil, c.errNotFound(sessionID)
 }
 
@@ -198,6 +206,9 @@ func (m *Manager) PeekSession(sessionID string) (*Session, error) {
 	if e, ok := m.c.reg.Load(sessionID); ok {
 		return e.Value(), nil
 	}
+	if m.c.fleet != nil {
+		return m.c.fleet.restore(nil, sessionID, false)
+	}
 	return nil, m.c.errNotFound(sessionID)
 }
 
@@ -205,6 +216,9 @@ func (m *Manager) PeekSession(sessionID string) (*Session, error) {
 // slot. It fails with ErrSessionNotFound if there is none.
 func (m *Manager) CloseSession(sessionID string) error {
 	c := m.c
+	if c.fleet != nil {
+		return c.fleet.closeSession(sessionID, false)
+	}
 	s, ok := c.reg.Delete(sessionID)
 	if !ok {
 		return c.errNotFound(sessionID)
@@ -400,11 +414,14 @@ func (c *core) reserveWait(ctx context.Context) error {
 
 // register builds and registers a session in a slot already reserved; on
 // failure it gives the slot back.
-func (c *core) register(id string, config *protocol.SessionConfig) error {
+func (c *core) register(ctx context.Context, id string, config *protocol.SessionConfig) error {
 	s, err := newSession(id, config, c.tb, c)
 	if err != nil {
 		c.release()
 		return err
+	}
+	if c.fleet != nil {
+		return c.fleet.registerLeased(ctx, s, true)
 	}
 	return c.insert(s)
 }
@@ -447,7 +464,12 @@ func (c *core) sweep() int {
 	c.tb.Refresh()
 	start := time.Now()
 	now := c.tb.Now()
-	n := c.reg.Sweep(now, now-timeout, (*Session).busy, c.evictIdle)
+	var n int
+	if c.fleet != nil {
+		n = c.fleet.sweep(now, now-timeout)
+	} else {
+		n = c.reg.Sweep(now, now-timeout, (*Session).busy, c.evictIdle)
+	}
 	if c.onSweep != nil {
 		c.onSweep(time.Since(start), n)
 	}
@@ -517,11 +539,18 @@ func (c *core) shutdown(ctx context.Context, drain bool) error {
 	if drain {
 		err = c.drain(ctx)
 	}
+	var saves []*Session
 	c.reg.Drain(func(s *Session) {
 		c.runHook(s, EvictShutdown)
 		s.shutdown()
+		if c.fleet != nil {
+			saves = append(saves, s)
+		}
 		c.left(&c.closed)
 	})
+	if c.fleet != nil {
+		c.fleet.shutdown(ctx, saves, drain)
+	}
 	return err
 }
 

@@ -30,6 +30,7 @@ type Session struct {
 	// entry is allocated apart, not embedded: Gets touch entries only, and
 	// packed together they stay in cache where Sessions would not.
 	entry   *shard.Entry[*Session]
+	ls      *leaseState                 // nil without a store
 	noJar   bool                        // WithoutCookieJar
 	jar     atomic.Pointer[cookies.Jar] // made on first use
 	tickets ticketCache
@@ -177,6 +178,10 @@ func (s *Session) Stats() SessionStats {
 // ErrSessionClosed, and closes every connection, TCP and QUIC. It is
 // idempotent and always returns nil; the error is there for io.Closer.
 func (s *Session) Close() error {
+	if s.ls != nil && s.mgr != nil {
+		s.mgr.fleet.closeOne(s)
+		return nil
+	}
 	removed := s.mgr != nil && s.mgr.reg.Remove(s.entry)
 	s.shutdown()
 	if removed {
@@ -216,6 +221,9 @@ func (s *Session) beginRequest() error {
 	// left its Manager: the sweeper evicted it first.
 	if !s.entry.Touch(s.tb.Now()) || s.closed.Load() {
 		s.endRequest()
+		if s.ls != nil && s.ls.lost.Load() {
+			return fmt.Errorf("%w: %w: %q", ErrLeaseLost, ErrSessionClosed, s.id)
+		}
 		return ErrSessionClosed
 	}
 	// A Manager shutting down takes no new requests, so that the ones in

@@ -111,6 +111,12 @@ func (m *Manager) RestoreSession(data []byte) (string, error) {
 		c.release()
 		return "", err
 	}
+	if c.fleet != nil {
+		if err := c.fleet.registerLeased(nil, s, false); err != nil {
+			return "", err
+		}
+		return s.id, nil
+	}
 	if err := c.insert(s); err != nil {
 		return "", err
 	}
