@@ -221,10 +221,7 @@ func (s *Session) beginRequest() error {
 	// left its Manager: the sweeper evicted it first.
 	if !s.entry.Touch(s.tb.Now()) || s.closed.Load() {
 		s.endRequest()
-		if s.ls != nil && s.ls.lost.Load() {
-			return fmt.Errorf("%w: %w: %q", ErrLeaseLost, ErrSessionClosed, s.id)
-		}
-		return ErrSessionClosed
+		return s.errClosed()
 	}
 	// A Manager shutting down takes no new requests, so that the ones in
 	// flight can drain.

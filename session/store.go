@@ -132,6 +132,25 @@ type leaseState struct {
 	saved     atomic.Int64 // last-use stamp at the last save
 	savedReqs atomic.Int64 // request count at the last save
 	savedAt   atomic.Int64 // fleet.mono at the last save
+	changes   atomic.Int64 // SetCookies, ClearCookies and SetProxy calls
+	savedChg  atomic.Int64 // changes at the last save
+}
+
+// errClosed says why the session is closed: ErrSessionClosed, and
+// ErrLeaseLost too when its lease was lost.
+func (s *Session) errClosed() error {
+	if s.ls != nil && s.ls.lost.Load() {
+		return fmt.Errorf("%w: %w: %q", ErrLeaseLost, ErrSessionClosed, s.id)
+	}
+	return ErrSessionClosed
+}
+
+// changed records a change to the session's state that is not a use, for
+// the periodic save.
+func (s *Session) changed() {
+	if s.ls != nil {
+		s.ls.changes.Add(1)
+	}
 }
 
 // orphan is the state of a session that has left the Manager and could
@@ -154,8 +173,9 @@ type fleet struct {
 	locks   map[string]chan struct{} // IDs with a store operation in progress
 	orphans map[string]*orphan
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
 
 	restores, saves, saveErrors, fenced, renewals, lost, leased, errs atomic.Int64
 	unleased, ops, lastLat, totalLat                                  atomic.Int64
@@ -200,6 +220,12 @@ func (f *fleet) run() {
 			}
 		}
 	})
+}
+
+// stopTick stops the background tick and waits for one in progress.
+func (f *fleet) stopTick() {
+	f.stopOnce.Do(func() { close(f.stop) })
+	f.wg.Wait()
 }
 
 // mono returns nanoseconds since the fleet started on the monotonic clock:
@@ -451,6 +477,7 @@ func (f *fleet) build(data []byte, l store.Lease, sent int64) (*Session, error) 
 }
 
 func (f *fleet) markSaved(s *Session) {
+	s.ls.savedChg.Store(s.ls.changes.Load())
 	s.ls.saved.Store(s.entry.LastUsed())
 	s.ls.savedReqs.Store(s.requests.Load())
 	s.ls.savedAt.Store(f.mono())
@@ -812,18 +839,19 @@ func (f *fleet) renew(held []*Session) {
 }
 
 // saveChanged saves, without releasing the lease, each session last saved
-// longer than the save interval ago that was used since.
+// longer than the save interval ago that was used or changed since (a
+// request, a use, SetCookies, ClearCookies, SetProxy).
 func (f *fleet) saveChanged(held []*Session) {
 	due := f.mono() - int64(f.o.saveEvery)
 	var writes []store.Write
 	var who []*Session
-	var marks [][2]int64
+	var marks [][3]int64
 	for _, s := range held {
 		if s.ls.savedAt.Load() > due {
 			continue
 		}
-		used, reqs := s.entry.LastUsed(), s.requests.Load()
-		if used == s.ls.saved.Load() && reqs == s.ls.savedReqs.Load() {
+		used, reqs, chg := s.entry.LastUsed(), s.requests.Load(), s.ls.changes.Load()
+		if used == s.ls.saved.Load() && reqs == s.ls.savedReqs.Load() && chg == s.ls.savedChg.Load() {
 			continue
 		}
 		data, err := s.Marshal()
@@ -832,7 +860,7 @@ func (f *fleet) saveChanged(held []*Session) {
 		}
 		writes = append(writes, store.Write{Lease: f.leaseOf(s), State: data, StateTTL: f.o.stateTTL})
 		who = append(who, s)
-		marks = append(marks, [2]int64{used, reqs})
+		marks = append(marks, [3]int64{used, reqs, chg})
 	}
 	if len(writes) == 0 {
 		return
@@ -854,6 +882,7 @@ func (f *fleet) saveChanged(held []*Session) {
 			f.saves.Add(1)
 			s.ls.saved.Store(marks[i][0])
 			s.ls.savedReqs.Store(marks[i][1])
+			s.ls.savedChg.Store(marks[i][2])
 			s.ls.savedAt.Store(at)
 		case errors.Is(e, store.ErrFenced):
 			f.fenced.Add(1)
@@ -944,8 +973,7 @@ func (f *fleet) flushOrphans(ctx context.Context) int {
 // the registry) and releases their leases, in one pipeline; with retry, it
 // tries again until ctx ends while the store cannot take them.
 func (f *fleet) shutdown(ctx context.Context, ss []*Session, retry bool) {
-	close(f.stop)
-	f.wg.Wait()
+	f.stopTick()
 	f.mu.Lock()
 	for _, s := range ss {
 		if data, err := s.Marshal(); err == nil {
