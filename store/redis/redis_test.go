@@ -44,7 +44,11 @@ func TestKeysShareHashTag(t *testing.T) {
 		if tc.state != "" && (st != tc.state || l != tc.lease) {
 			t.Errorf("%q: keys %q %q, want %q %q", tc.id, st, l, tc.state, tc.lease)
 		}
-		tag := func(k string) string { i := strings.IndexByte(k, '{'); j := strings.IndexByte(k[i:], '}'); return k[i+1 : i+j] }
+		tag := func(k string) string {
+			i := strings.IndexByte(k, '{')
+			j := strings.IndexByte(k[i:], '}')
+			return k[i+1 : i+j]
+		}
 		if tag(st) != tag(l) || tag(st) == "" {
 			t.Errorf("%q: tags of %q and %q differ or are empty", tc.id, st, l)
 		}
