@@ -13,6 +13,11 @@
 //	-cleanup-interval  ROSTER_CLEANUP_INTERVAL  sweep interval (default 1m)
 //	-shutdown-timeout  ROSTER_SHUTDOWN_TIMEOUT  how long SIGINT/SIGTERM waits for requests (default 30s)
 //	-log-level         ROSTER_LOG_LEVEL         debug, info, warn or error (default info)
+//	-redis             ROSTER_REDIS             redis:// or rediss:// URL of the fleet's store (default: none)
+//	                   ROSTER_REDIS_PASSWORD    its password, when the URL has none
+//	-fleet-max-sessions ROSTER_FLEET_MAX_SESSIONS cap on sessions across the fleet (default 0 = none)
+//	-lease-ttl         ROSTER_LEASE_TTL         how long a dead rosterd keeps its sessions (default 30s)
+//	-save-interval     ROSTER_SAVE_INTERVAL     how often changed sessions are saved to Redis (default 10s)
 package main
 
 import (
@@ -54,6 +59,7 @@ type config struct {
 	cleanupInterval time.Duration
 	shutdownTimeout time.Duration
 	logLevel        slog.Level
+	fleet           fleetConfig
 }
 
 // parseConfig reads the flags, with each default taken from its environment
@@ -75,6 +81,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	interval := fs.String("cleanup-interval", env("ROSTER_CLEANUP_INTERVAL", "1m"), "sweep interval; 0 turns idle eviction off (ROSTER_CLEANUP_INTERVAL)")
 	shutdown := fs.String("shutdown-timeout", env("ROSTER_SHUTDOWN_TIMEOUT", "30s"), "how long shutdown waits for requests (ROSTER_SHUTDOWN_TIMEOUT)")
 	level := fs.String("log-level", env("ROSTER_LOG_LEVEL", "info"), "debug, info, warn or error (ROSTER_LOG_LEVEL)")
+	fleetFlags := addFleetFlags(fs, env)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -97,6 +104,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", *level)
 	}
+	if c.fleet, err = fleetFlags(getenv); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -112,14 +122,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_, _ = rand.Read(b)
 		c.token = hex.EncodeToString(b)
 	}
+	storeOpts, closeStore, err := c.fleet.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 	srv, err := daemon.New(daemon.Options{
 		Token:  c.token,
 		Logger: log,
-		ManagerOptions: []session.Option{
+		ManagerOptions: append([]session.Option{
 			session.WithMaxSessions(c.maxSessions),
 			session.WithSessionTimeout(c.sessionTimeout),
 			session.WithCleanupInterval(c.cleanupInterval),
-		},
+		}, storeOpts...),
 	})
 	if err != nil {
 		return err
