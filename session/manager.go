@@ -30,6 +30,9 @@ import (
 // flight. A Manager dropped without Shutdown is shut down when the garbage
 // collector finds it unreachable, so its sweeper does not leak; call
 // Shutdown to close its sessions at a time of your choosing.
+//
+// With a store (WithStore), the Manager is one process of a fleet: see
+// WithStore for what it saves, restores and leases.
 type Manager struct {
 	c *core
 }
@@ -81,7 +84,7 @@ type ManagerStats struct {
 	Active   int64 `json:"active"`   // sessions registered now
 	Created  int64 `json:"created"`  // sessions registered, ever
 	Closed   int64 `json:"closed"`   // closed by their holder, CloseSession or Shutdown
-	Evicted  int64 `json:"evicted"`  // evicted for idleness
+	Evicted  int64 `json:"evicted"`  // evicted for idleness, or for a lost lease (StoreStats.LeasesLost)
 	Rejected int64 `json:"rejected"` // creates refused at the cap
 	InFlight int64 `json:"inFlight"` // requests in flight now
 	Waiting  int64 `json:"waiting"`  // CreateSessionWait calls queued now
@@ -182,7 +185,11 @@ func (m *Manager) CreateSessionWait(ctx context.Context, config *protocol.Sessio
 // records a use, which postpones its idle eviction. It takes no lock and
 // does not allocate when the session exists; otherwise it returns an error
 // that wraps ErrSessionNotFound (or ErrInvalidID, or ErrManagerClosed after
-// Shutdown) and gives the ID.
+// Shutdown) and gives the ID. With a store, a miss restores the session
+// the store holds under the ID (a round trip): it fails with
+// ErrSessionLeased while another process holds it, ErrMaxSessions at the
+// local or fleet cap, and ErrSessionNotFound wrapping ErrStoreUnavailable
+// when the store cannot be reached.
 func (m *Manager) GetSession(sessionID string) (*Session, error) {
 	c := m.c
 	// Only valid IDs are ever registered, so a hit needs no validation; the
@@ -201,7 +208,7 @@ func (m *Manager) GetSession(sessionID string) (*Session, error) {
 // PeekSession returns the open session registered under sessionID without
 // recording a use, for callers that only look at it (its stats, its saved
 // state): looking does not keep a session from idle eviction. It fails as
-// GetSession does.
+// GetSession does, and restores on a miss as GetSession does.
 func (m *Manager) PeekSession(sessionID string) (*Session, error) {
 	if e, ok := m.c.reg.Load(sessionID); ok {
 		return e.Value(), nil
@@ -213,7 +220,9 @@ func (m *Manager) PeekSession(sessionID string) (*Session, error) {
 }
 
 // CloseSession closes the session registered under sessionID and frees its
-// slot. It fails with ErrSessionNotFound if there is none.
+// slot. It fails with ErrSessionNotFound if there is none. With a store, it
+// first saves the session's state and releases its lease, so that any
+// process of the fleet may restore it; DeleteSession removes it instead.
 func (m *Manager) CloseSession(sessionID string) error {
 	c := m.c
 	if c.fleet != nil {

@@ -178,7 +178,7 @@ type fleet struct {
 	wg       sync.WaitGroup
 
 	restores, saves, saveErrors, fenced, renewals, lost, leased, errs atomic.Int64
-	unleased, ops, lastLat, totalLat                                  atomic.Int64
+	ops, lastLat, totalLat                                            atomic.Int64
 }
 
 func newFleet(c *core, o storeOptions, log *slog.Logger) *fleet {
@@ -325,7 +325,6 @@ func (f *fleet) acquire(ctx context.Context, s *Session, create bool) error {
 			s.ls.until.Store(sent + int64(f.o.leaseTTL))
 			return nil
 		case errors.Is(err, store.ErrUnavailable) && f.o.fleetMax == 0:
-			f.unleased.Add(1)
 			f.log.Warn("roster: store unavailable, session created without a lease", "session", s.id, "err", err)
 			return nil
 		case ctx != nil && errors.Is(err, store.ErrFleetFull):
@@ -558,8 +557,10 @@ func (f *fleet) leave(s *Session) {
 		return
 	}
 	if s.ls.token.Load() == 0 {
-		if !f.leaseLate(s) {
-			f.orphan(s, data)
+		if err := f.leaseLate(s); err != nil {
+			if errors.Is(err, store.ErrUnavailable) {
+				f.orphan(s, data)
+			}
 			return
 		}
 	}
@@ -571,7 +572,9 @@ func (f *fleet) leave(s *Session) {
 }
 
 // leaseLate takes the lease of a session created while the store was down.
-func (f *fleet) leaseLate(s *Session) bool {
+// An error other than ErrUnavailable means another process took the ID
+// meanwhile; a registered session then leaves as lost.
+func (f *fleet) leaseLate(s *Session) error {
 	ctx, cancel := f.ctx(nil)
 	defer cancel()
 	start := time.Now()
@@ -585,12 +588,11 @@ func (f *fleet) leaseLate(s *Session) bool {
 			f.log.Error("roster: session created while the store was down cannot take its lease", "session", s.id, "err", err)
 			f.lose(s)
 		}
-		return false
+		return err
 	}
 	s.ls.token.Store(l.Token)
 	s.ls.until.Store(sent + int64(f.o.leaseTTL))
-	f.unleased.Add(-1)
-	return true
+	return nil
 }
 
 func (f *fleet) orphan(s *Session, data []byte) {
@@ -703,7 +705,18 @@ func (f *fleet) sweep(now, cutoff int64) int {
 	n := 0
 	for i, s := range victims {
 		if s.ls.token.Load() == 0 && !saved[i] {
-			saved[i] = f.leaseLate(s) && f.saveAndRelease(ctx, victims[i:i+1], datas[i:i+1])[0]
+			if err := f.leaseLate(s); err != nil && !errors.Is(err, store.ErrUnavailable) {
+				// Its ID was taken in the store meanwhile: another
+				// process drives that identity; this one gives way.
+				f.lost.Add(1)
+				s.ls.lost.Store(true)
+				s.shutdown()
+				c.left(&c.evicted)
+				held[s]()
+				delete(held, s)
+				continue
+			}
+			saved[i] = s.ls.token.Load() != 0 && f.saveAndRelease(ctx, victims[i:i+1], datas[i:i+1])[0]
 		}
 		if saved[i] {
 			c.runHook(s, EvictIdle)
@@ -759,10 +772,10 @@ func (f *fleet) keep(old *Session, data []byte) {
 // Its state is kept as an orphan, which the fencing token keeps from
 // overwriting a newer holder's.
 func (f *fleet) lose(s *Session) {
-	s.ls.lost.Store(true)
 	if !f.c.reg.Remove(s.entry) {
-		return
+		return // closed or evicted meanwhile: not lost
 	}
+	s.ls.lost.Store(true)
 	f.lost.Add(1)
 	f.log.Warn("roster: session lease lost", "session", s.id, "token", s.ls.token.Load())
 	if data, err := s.Marshal(); err == nil && s.ls.token.Load() != 0 {
@@ -793,7 +806,7 @@ func (f *fleet) tick() {
 	f.renew(held)
 	for _, s := range late {
 		if unlock, _ := f.tryLock(s.id); unlock != nil {
-			f.leaseLate(s)
+			_ = f.leaseLate(s)
 			unlock()
 		}
 	}
@@ -1010,10 +1023,14 @@ func (f *fleet) stats() StoreStats {
 	if f == nil {
 		return StoreStats{}
 	}
-	var held int64
+	var held, unleased int64
 	f.c.reg.Range(func(e *shard.Entry[*Session]) bool {
-		if ls := e.Value().ls; ls != nil && ls.token.Load() != 0 && !ls.lost.Load() {
-			held++
+		if ls := e.Value().ls; ls != nil && !ls.lost.Load() {
+			if ls.token.Load() != 0 {
+				held++
+			} else {
+				unleased++
+			}
 		}
 		return true
 	})
@@ -1031,7 +1048,7 @@ func (f *fleet) stats() StoreStats {
 		Leased:       f.leased.Load(),
 		Errors:       f.errs.Load(),
 		Unsaved:      unsaved,
-		Unleased:     f.unleased.Load(),
+		Unleased:     unleased,
 		LastLatency:  time.Duration(f.lastLat.Load()),
 		TotalLatency: time.Duration(f.totalLat.Load()),
 		Ops:          f.ops.Load(),

@@ -1,0 +1,216 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/rosterhq/roster/internal/redistest"
+	rstore "github.com/rosterhq/roster/store/redis"
+)
+
+// benchStore starts a redis-server for b and returns a client and a store.
+func benchStore(b *testing.B) (*redistest.Server, goredis.UniversalClient, *rstore.Store) {
+	srv := redistest.Start(b)
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), PoolSize: 64})
+	b.Cleanup(func() { _ = c.Close() })
+	st, err := rstore.New(c, rstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return srv, c, st
+}
+
+// BenchmarkFleetGetSessionHit is BenchmarkGetSession on 10k sessions, with
+// and without a store: a hit must not touch the store.
+func BenchmarkFleetGetSessionHit(b *testing.B) {
+	for _, withStore := range []bool{false, true} {
+		name := "without-store"
+		if withStore {
+			name = "with-store"
+		}
+		b.Run(name, func(b *testing.B) {
+			opts := []Option{WithMaxSessions(0), WithSessionTimeout(0), WithLogger(quietLogger)}
+			if withStore {
+				_, _, st := benchStore(b)
+				opts = append(opts, WithStore(st))
+			}
+			m := NewManager(opts...)
+			defer m.Shutdown()
+			const n = 10_000
+			ids := make([]string, n)
+			for i := range ids {
+				var err error
+				if ids[i], err = m.CreateSession(nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				r := rand.New(rand.NewPCG(rand.Uint64(), 2))
+				for pb.Next() {
+					if _, err := m.GetSession(ids[r.IntN(n)]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.StopTimer() // not the deferred Shutdown, which saves every session
+		})
+	}
+}
+
+func reportPercentiles(b *testing.B, d []time.Duration) {
+	slices.Sort(d)
+	if len(d) == 0 {
+		return
+	}
+	b.ReportMetric(float64(d[len(d)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(d[len(d)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkFleetRestoreOnMiss times a GetSession miss that restores a
+// session (with a few cookies) from a loopback Redis: one round trip to
+// take the lease and read the state, then the decode.
+func BenchmarkFleetRestoreOnMiss(b *testing.B) {
+	_, _, st := benchStore(b)
+	m := NewManager(WithMaxSessions(0), WithSessionTimeout(0), WithStore(st), WithLogger(quietLogger))
+	defer m.Shutdown()
+	const n = 1000
+	ids := make([]string, n)
+	for i := range ids {
+		id, err := m.CreateSession(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, _ := m.GetSession(id)
+		var cs []CookieState
+		for j := range 5 {
+			c := testCookie[0]
+			c.Name = fmt.Sprint("c", j)
+			cs = append(cs, c)
+		}
+		_ = s.SetCookies(cs)
+		_ = m.CloseSession(id)
+		ids[i] = id
+	}
+	d := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		id := ids[i%n]
+		t0 := time.Now()
+		if _, err := m.GetSession(id); err != nil {
+			b.Fatal(err)
+		}
+		d = append(d, time.Since(t0))
+		b.StopTimer()
+		_ = m.CloseSession(id)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportPercentiles(b, d)
+}
+
+// BenchmarkFleetCreateWithCap times CreateSession under a fleet cap: one
+// round trip carrying the fleet script and the lease script.
+func BenchmarkFleetCreateWithCap(b *testing.B) {
+	_, _, st := benchStore(b)
+	for _, capN := range []int{0, 1_000_000} {
+		b.Run(fmt.Sprintf("fleet-cap-%d", capN), func(b *testing.B) {
+			m := NewManager(WithMaxSessions(0), WithSessionTimeout(0), WithStore(st), WithFleetMaxSessions(capN), WithLogger(quietLogger))
+			defer m.Shutdown()
+			d := make([]time.Duration, 0, b.N)
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				id, err := m.CreateSession(nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				d = append(d, time.Since(t0))
+				b.StopTimer()
+				_ = m.DeleteSession(id)
+				b.StartTimer()
+			}
+			b.StopTimer()
+			reportPercentiles(b, d)
+		})
+	}
+}
+
+// BenchmarkFleetRenew100k times one renewal tick for 100k held sessions
+// and reports its round trips (pipelines of at most 10,000 leases).
+func BenchmarkFleetRenew100k(b *testing.B) {
+	_, rc, st := benchStore(b)
+	m := NewManager(WithMaxSessions(0), WithSessionTimeout(0), WithStore(st), WithLeaseTTL(time.Hour), WithLogger(quietLogger))
+	defer m.Shutdown()
+	const n = 100_000
+	var held []*Session
+	for range n {
+		id, err := m.CreateSession(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, _ := m.PeekSession(id)
+		held = append(held, s)
+	}
+	f := m.c.fleet
+	before := f.ops.Load()
+	b.ResetTimer()
+	for b.Loop() {
+		f.renew(held)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(f.ops.Load()-before)/float64(b.N), "store-calls/op")
+	b.ReportMetric(float64((n+9999)/10000), "pipelines/op")
+	if st := m.StoreStats(); st.LeasesLost != 0 {
+		b.Fatalf("%d leases lost", st.LeasesLost)
+	}
+	_ = rc
+}
+
+// BenchmarkFleetBytesPerSession reports what a session costs in Redis
+// (MEMORY USAGE of its state, lease and fence keys): a fresh one, and one
+// with 20 cookies.
+func BenchmarkFleetBytesPerSession(b *testing.B) {
+	_, rc, st := benchStore(b)
+	m := NewManager(WithMaxSessions(0), WithSessionTimeout(0), WithStore(st), WithLogger(quietLogger))
+	defer m.Shutdown()
+	ctx := context.Background()
+	for _, cookies := range []int{0, 20} {
+		b.Run(fmt.Sprintf("cookies-%d", cookies), func(b *testing.B) {
+			var total, state int64
+			for b.Loop() {
+				id, err := m.CreateSession(nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, _ := m.GetSession(id)
+				var cs []CookieState
+				for j := range cookies {
+					c := testCookie[0]
+					c.Name = fmt.Sprint("cookie", j)
+					c.Value = fmt.Sprintf("%032x", rand.Uint64())
+					cs = append(cs, c)
+				}
+				if len(cs) > 0 {
+					_ = s.SetCookies(cs)
+				}
+				_ = m.CloseSession(id)
+				// Held again, so that the lease key exists too.
+				if _, err := m.GetSession(id); err != nil {
+					b.Fatal(err)
+				}
+				sz := rc.MemoryUsage(ctx, st.StateKey(id)).Val()
+				state += sz
+				total += sz + rc.MemoryUsage(ctx, st.LeaseKey(id)).Val() + rc.MemoryUsage(ctx, "roster:{"+id+"}:f").Val()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(total)/float64(b.N), "redis-bytes/session")
+			b.ReportMetric(float64(state)/float64(b.N), "state-bytes/session")
+		})
+	}
+}
