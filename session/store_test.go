@@ -449,3 +449,104 @@ func TestFleetCreateWithIDOfStoredState(t *testing.T) {
 		t.Fatal("a refused create holds a slot")
 	}
 }
+
+// TestFleetChaos runs workers that set cookies, close and restore their
+// sessions while Redis is paused (SIGSTOP/SIGCONT), then stopped and
+// started again (its append-only file keeps its data) under them; afterwards another Manager finds every session with the last cookie
+// its worker set, and the counters add up.
+func TestFleetChaos(t *testing.T) {
+	e := newFleetEnv(t)
+	a, _ := e.manager("A", nil, WithLeaseTTL(10*time.Second), WithStoreTimeout(50*time.Millisecond), WithMaxSessions(0))
+	const workers, perWorker = 8, 4
+	last := make([]map[string]int, workers) // per worker: ID -> last value set
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var ops, failures atomic.Int64
+	for w := range workers {
+		last[w] = map[string]int{}
+		var ids []string
+		for range perWorker {
+			ids = append(ids, mustCreate(t, a))
+		}
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 1))
+			for n := 1; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := ids[r.IntN(len(ids))]
+				s, err := a.GetSession(id)
+				if err != nil {
+					// A restore with Redis away: the session waits in
+					// memory or in Redis; try again later.
+					if !errors.Is(err, ErrStoreUnavailable) {
+						t.Errorf("GetSession(%s): %v", id, err)
+						return
+					}
+					failures.Add(1)
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				ops.Add(1)
+				// Whether restored or still here, the session has the
+				// last cookie this worker set: nothing lost.
+				if want, got := last[w][id], cookieOf(t, s); got != fmt.Sprint(want) && (want != 0 || got != "") {
+					t.Errorf("%s: cookie %q, want %d (the last one set)", id, got, want)
+					return
+				}
+				if r.IntN(4) == 0 {
+					if err := a.CloseSession(id); err != nil {
+						t.Errorf("CloseSession(%s): %v", id, err)
+						return
+					}
+					continue
+				}
+				setCookie(t, s, fmt.Sprint(n))
+				if s.IsActive() {
+					last[w][id] = n
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	e.srv.Pause()
+	time.Sleep(300 * time.Millisecond)
+	e.srv.Resume()
+	time.Sleep(200 * time.Millisecond)
+	e.srv.Kill() // down for a while: writes sent now never arrive
+	time.Sleep(300 * time.Millisecond)
+	e.srv.StartAgain()
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	a.c.fleet.tick() // saves what waited for Redis
+	if st := a.Stats(); st.Created != st.Closed+st.Evicted+st.Active {
+		t.Fatalf("A's counters do not add up: %+v", st)
+	}
+	if st := a.StoreStats(); st.LeasesLost != 0 || st.Errors == 0 {
+		t.Fatalf("store stats %+v: want no lease lost in a short outage, and the outage seen", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.ShutdownContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.StoreStats(); st.Unsaved != 0 {
+		t.Fatalf("states left unsaved at shutdown: %+v", st)
+	}
+	b, _ := e.manager("B", nil, WithMaxSessions(0))
+	for w := range workers {
+		for id, v := range last[w] {
+			s, err := b.GetSession(id)
+			if err != nil {
+				t.Fatalf("B.GetSession(%s): %v", id, err)
+			}
+			if got := cookieOf(t, s); got != fmt.Sprint(v) {
+				t.Errorf("%s: cookie %q, want %d (the last one set)", id, got, v)
+			}
+		}
+	}
+	t.Logf("%d operations, %d refused while Redis was away; store stats %+v", ops.Load(), failures.Load(), a.StoreStats())
+}

@@ -148,7 +148,8 @@ func (s *Server) Restart() {
 // Kill stops the server, as Stop does, for a test that wants it down.
 func (s *Server) Kill() { s.kill() }
 
-// Start again after Kill.
+// StartAgain starts the server again after Kill, on the same port and
+// directory.
 func (s *Server) StartAgain() {
 	s.t.Helper()
 	if err := s.start(); err != nil {
