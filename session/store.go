@@ -483,7 +483,7 @@ func (f *fleet) markSaved(s *Session) {
 }
 
 func (f *fleet) leaseOf(s *Session) store.Lease {
-	return store.Lease{ID: s.id, Owner: f.o.owner, Token: s.ls.token.Load()}
+	return store.Lease{ID: s.id, Owner: f.o.owner, Token: s.ls.token.Load(), Fleet: f.o.fleetMax > 0}
 }
 
 // release gives one lease back, best effort: unreleased, it expires.
@@ -620,7 +620,7 @@ func (f *fleet) closeSession(id string, del bool) error {
 		o := f.orphans[id]
 		delete(f.orphans, id)
 		f.mu.Unlock()
-		l := store.Lease{ID: id, Owner: f.o.owner}
+		l := store.Lease{ID: id, Owner: f.o.owner, Fleet: f.o.fleetMax > 0}
 		if o != nil {
 			l = o.lease
 		}

@@ -12,6 +12,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/rosterhq/roster/internal/redistest"
+	"github.com/rosterhq/roster/store"
 	rstore "github.com/rosterhq/roster/store/redis"
 )
 
@@ -166,6 +167,24 @@ func BenchmarkFleetRenew100k(b *testing.B) {
 	}
 	wg.Wait()
 	f := m.c.fleet
+	leases := make([]store.Lease, n)
+	for i, s := range held {
+		leases[i] = f.leaseOf(s)
+	}
+	// The same leases renewed as on a Cluster: one script call per lease.
+	perKey, err := rstore.New(rc, rstore.Options{ClusterSafe: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var perKeyTook time.Duration
+	for range 3 {
+		t0 := time.Now()
+		ok, err := perKey.Renew(context.Background(), leases, time.Hour)
+		perKeyTook += time.Since(t0)
+		if err != nil || !ok[n-1] {
+			b.Fatalf("cluster-safe renewal: %v", err)
+		}
+	}
 	before := f.ops.Load()
 	b.ResetTimer()
 	for b.Loop() {
@@ -175,7 +194,8 @@ func BenchmarkFleetRenew100k(b *testing.B) {
 	info := rc.Info(context.Background(), "memory").Val()
 	b.Logf("redis memory with %d held sessions: %s", n, infoField(info, "used_memory_human"))
 	b.ReportMetric(float64(f.ops.Load()-before)/float64(b.N), "store-calls/op")
-	b.ReportMetric(float64((n+9999)/10000), "pipelines/op")
+	b.ReportMetric(float64((n+9999)/10000), "round-trips/op")
+	b.ReportMetric(float64(perKeyTook.Milliseconds())/3, "ms/tick-cluster-safe")
 	if st := m.StoreStats(); st.LeasesLost != 0 {
 		b.Fatalf("%d leases lost", st.LeasesLost)
 	}
@@ -231,4 +251,55 @@ func BenchmarkFleetBytesPerSession(b *testing.B) {
 			b.ReportMetric(float64(state)/float64(b.N), "state-bytes/session")
 		})
 	}
+}
+
+// BenchmarkFleetGetSessionHitRatio measures hits on two Managers of 10k
+// sessions each, one with a store and one without, in alternating chunks
+// of 4096 lookups on one goroutine, and reports the median of the
+// per-chunk ratios: alternating in small chunks cancels most of the noise
+// of a shared machine, which a run of each after the other does not.
+func BenchmarkFleetGetSessionHitRatio(b *testing.B) {
+	_, _, st := benchStore(b)
+	plain := NewManager(WithMaxSessions(0), WithSessionTimeout(0))
+	defer plain.Shutdown()
+	stored := NewManager(WithMaxSessions(0), WithSessionTimeout(0), WithStore(st), WithLogger(quietLogger))
+	defer stored.Shutdown()
+	const n, chunk = 10_000, 4096
+	var pids, sids [n]string
+	for i := range n {
+		pids[i], _ = plain.CreateSession(nil)
+		var err error
+		if sids[i], err = stored.CreateSession(nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	order := make([]int, chunk)
+	for i := range order {
+		order[i] = rand.IntN(n)
+	}
+	run := func(m *Manager, ids *[n]string) time.Duration {
+		t0 := time.Now()
+		for _, i := range order {
+			if _, err := m.GetSession(ids[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(t0)
+	}
+	var ratios []float64
+	var tp, ts time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 2 * chunk {
+		p, s := run(plain, &pids), run(stored, &sids)
+		if len(ratios)%2 == 1 { // and the other order, half of the time
+			s, p = run(stored, &sids), run(plain, &pids)
+		}
+		tp, ts = tp+p, ts+s
+		ratios = append(ratios, float64(s)/float64(p))
+	}
+	b.StopTimer()
+	slices.Sort(ratios)
+	b.ReportMetric(float64(tp.Nanoseconds())/float64(len(ratios)*chunk), "ns/hit-without")
+	b.ReportMetric(float64(ts.Nanoseconds())/float64(len(ratios)*chunk), "ns/hit-with-store")
+	b.ReportMetric(ratios[len(ratios)/2], "median-ratio")
 }

@@ -43,6 +43,9 @@ type Lease struct {
 	ID    string
 	Owner string
 	Token int64
+	// Fleet says the lease holds a fleet slot (it was taken with a
+	// FleetMax), which renewals and releases then handle too.
+	Fleet bool
 }
 
 // AcquireRequest asks for the lease on ID.

@@ -34,6 +34,12 @@ type Options struct {
 	// Prefix starts every key; "" means DefaultPrefix. It must not hold
 	// a brace, which would confuse Redis Cluster's hash tags.
 	Prefix string
+	// ClusterSafe makes every script touch the keys of one ID only, even
+	// on a single node (*redis.Client), as it must on a Cluster or behind
+	// a proxy that shards keys. Clients other than *redis.Client always
+	// get it. It costs renewals one call per lease instead of one per
+	// thousand.
+	ClusterSafe bool
 }
 
 // Store is a store.Store on a Redis client. Its methods are safe for
@@ -42,6 +48,7 @@ type Store struct {
 	c      goredis.UniversalClient
 	prefix string
 	fleet  string
+	single bool // one node: a script may touch the keys of many IDs
 }
 
 var _ store.Store = (*Store)(nil)
@@ -55,7 +62,8 @@ func New(c goredis.UniversalClient, o Options) (*Store, error) {
 	if strings.ContainsAny(p, "{}") {
 		return nil, fmt.Errorf("redis store: prefix %q holds a brace", p)
 	}
-	return &Store{c: c, prefix: p, fleet: p + "{fleet}"}, nil
+	_, single := c.(*goredis.Client)
+	return &Store{c: c, prefix: p, fleet: p + "{fleet}", single: single && !o.ClusterSafe}, nil
 }
 
 // Dial connects to the Redis at url (redis://, rediss:// or unix://, as
@@ -116,7 +124,7 @@ func unavailable(op, id string, err error) error {
 
 // Acquire implements store.Store.
 func (s *Store) Acquire(ctx context.Context, req store.AcquireRequest) (store.Lease, []byte, error) {
-	l := store.Lease{ID: req.ID, Owner: req.Owner}
+	l := store.Lease{ID: req.ID, Owner: req.Owner, Fleet: req.FleetMax > 0}
 	create := "0"
 	if req.Create {
 		create = "1"
@@ -224,8 +232,17 @@ func isReply(err error) bool {
 // round trips are few, small enough to bound the memory of one.
 const batch = 10000
 
-// Renew implements store.Store.
+// renewChunk is how many leases one script call renews on a single node:
+// the call blocks Redis for about a millisecond.
+const renewChunk = 1000
+
+// Renew implements store.Store. On a single node it renews 1,000 leases
+// per script call, and a pipeline carries up to ten such calls; on a
+// Cluster, one call per lease, 10,000 per pipeline.
 func (s *Store) Renew(ctx context.Context, leases []store.Lease, ttl time.Duration) ([]bool, error) {
+	if s.single {
+		return s.renewSingle(ctx, leases, ttl)
+	}
 	ok := make([]bool, len(leases))
 	for lo := 0; lo < len(leases); lo += batch {
 		part := leases[lo:min(lo+batch, len(leases))]
@@ -235,9 +252,13 @@ func (s *Store) Renew(ctx context.Context, leases []store.Lease, ttl time.Durati
 			members = append(members, ms(ttl))
 			for i, l := range part {
 				cmds[i] = renewScript.EvalSha(ctx, p, []string{s.key(l.ID, ":l")}, leaseValue(l), ms(ttl))
-				members = append(members, member(l))
+				if l.Fleet {
+					members = append(members, member(l))
+				}
 			}
-			fleetRenewScript.EvalSha(ctx, p, []string{s.fleet}, members...)
+			if len(members) > 1 {
+				fleetRenewScript.EvalSha(ctx, p, []string{s.fleet}, members...)
+			}
 		})
 		if err != nil {
 			return nil, unavailable("renew", fmt.Sprintf("%d leases", len(leases)), err)
@@ -245,6 +266,49 @@ func (s *Store) Renew(ctx context.Context, leases []store.Lease, ttl time.Durati
 		for i, c := range cmds {
 			n, _ := c.Int64()
 			ok[lo+i] = n == 1
+		}
+	}
+	return ok, nil
+}
+
+func (s *Store) renewSingle(ctx context.Context, leases []store.Lease, ttl time.Duration) ([]bool, error) {
+	ok := make([]bool, len(leases))
+	for lo := 0; lo < len(leases); lo += batch {
+		part := leases[lo:min(lo+batch, len(leases))]
+		var cmds []*goredis.Cmd
+		err := s.pipe(ctx, func(p goredis.Pipeliner) {
+			cmds = cmds[:0]
+			for c := 0; c < len(part); c += renewChunk {
+				chunk := part[c:min(c+renewChunk, len(part))]
+				keys := make([]string, len(chunk))
+				args := make([]any, 1, len(chunk)+1)
+				args[0] = ms(ttl)
+				members := make([]any, 1, len(chunk)+1)
+				members[0] = ms(ttl)
+				for i, l := range chunk {
+					keys[i] = s.key(l.ID, ":l")
+					args = append(args, leaseValue(l))
+					if l.Fleet {
+						members = append(members, member(l))
+					}
+				}
+				cmds = append(cmds, renewManyScript.EvalSha(ctx, p, keys, args...))
+				if len(members) > 1 {
+					fleetRenewScript.EvalSha(ctx, p, []string{s.fleet}, members...)
+				}
+			}
+		})
+		if err != nil {
+			return nil, unavailable("renew", fmt.Sprintf("%d leases", len(leases)), err)
+		}
+		for c, cmd := range cmds {
+			res, _ := cmd.Val().([]any)
+			for i, v := range res {
+				n, _ := v.(int64)
+				if j := lo + c*renewChunk + i; j < len(ok) {
+					ok[j] = n == 1
+				}
+			}
 		}
 	}
 	return ok, nil
@@ -266,7 +330,7 @@ func (s *Store) Save(ctx context.Context, writes []store.Write) ([]error, error)
 				cmds[i] = saveScript.EvalSha(ctx, p,
 					[]string{s.key(l.ID, ":f"), s.key(l.ID, ":s"), s.key(l.ID, ":l")},
 					l.Token, w.State, ms(w.StateTTL), rel, leaseValue(l), fenceTTL(w.StateTTL))
-				if w.Release {
+				if w.Release && l.Fleet {
 					p.ZRem(ctx, s.fleet, member(l))
 				}
 			}
@@ -294,7 +358,9 @@ func (s *Store) Release(ctx context.Context, leases []store.Lease) error {
 		err := s.pipe(ctx, func(p goredis.Pipeliner) {
 			for _, l := range part {
 				releaseScript.EvalSha(ctx, p, []string{s.key(l.ID, ":l")}, leaseValue(l))
-				p.ZRem(ctx, s.fleet, member(l))
+				if l.Fleet {
+					p.ZRem(ctx, s.fleet, member(l))
+				}
 			}
 		})
 		if err != nil {
@@ -310,7 +376,9 @@ func (s *Store) Delete(ctx context.Context, l store.Lease) error {
 	err := s.pipe(ctx, func(p goredis.Pipeliner) {
 		cmd = deleteScript.EvalSha(ctx, p,
 			[]string{s.key(l.ID, ":f"), s.key(l.ID, ":s"), s.key(l.ID, ":l")}, l.Token, leaseValue(l))
-		p.ZRem(ctx, s.fleet, member(l))
+		if l.Fleet {
+			p.ZRem(ctx, s.fleet, member(l))
+		}
 	})
 	if err == nil {
 		err = cmd.Err()

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -18,12 +19,17 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func newStore(t *testing.T, srv *redistest.Server) (*rstore.Store, goredis.UniversalClient) {
 	t.Helper()
+	return newStoreWith(t, srv, rstore.Options{Prefix: "t:"})
+}
+
+func newStoreWith(t *testing.T, srv *redistest.Server, o rstore.Options) (*rstore.Store, goredis.UniversalClient) {
+	t.Helper()
 	c, err := rstore.Dial(context.Background(), srv.URL(), "", 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	s, err := rstore.New(c, rstore.Options{Prefix: "t:"})
+	s, err := rstore.New(c, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +65,14 @@ func TestKeysShareHashTag(t *testing.T) {
 }
 
 func TestLeaseLifecycle(t *testing.T) {
+	for _, clusterSafe := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ClusterSafe=%v", clusterSafe), func(t *testing.T) { testLeaseLifecycle(t, clusterSafe) })
+	}
+}
+
+func testLeaseLifecycle(t *testing.T, clusterSafe bool) {
 	srv := redistest.Start(t)
-	s, c := newStore(t, srv)
+	s, c := newStoreWith(t, srv, rstore.Options{Prefix: "t:", ClusterSafe: clusterSafe})
 	ctx := redistest.Context(t)
 	a := store.AcquireRequest{ID: "s1", Owner: "A", TTL: time.Minute}
 	la, st, err := s.Acquire(ctx, a)
@@ -182,8 +194,24 @@ func TestFleetCap(t *testing.T) {
 	if n, _ := c.ZCard(ctx, s.FleetKey()).Result(); n != 1 {
 		t.Fatalf("fleet holds %d after a refused acquire, want 1", n)
 	}
-	if _, _, err := s.Acquire(ctx, req("c", "A")); err != nil {
+	lc, _, err := s.Acquire(ctx, req("c", "A"))
+	if err != nil {
 		t.Fatalf("acquire after a release: %v", err)
+	}
+	// A renewal moves the slot's expiry with the lease's, so that a live
+	// session keeps its slot: a minute now, an hour after.
+	for _, clusterSafe := range []bool{false, true} {
+		rs, _ := newStoreWith(t, srv, rstore.Options{Prefix: "t:", ClusterSafe: clusterSafe})
+		if err := c.ZAdd(ctx, s.FleetKey(), goredis.Z{Score: 0, Member: "A/c"}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := rs.Renew(ctx, []store.Lease{lc}, time.Hour); err != nil || !ok[0] {
+			t.Fatalf("renew: %v %v", ok, err)
+		}
+		now, _ := c.Time(ctx).Result()
+		if score, _ := c.ZScore(ctx, s.FleetKey(), "A/c").Result(); score < float64(now.Add(59*time.Minute).UnixMilli()) {
+			t.Fatalf("ClusterSafe=%v: fleet slot expires at %v after a renewal for an hour", clusterSafe, time.UnixMilli(int64(score)))
+		}
 	}
 }
 

@@ -100,4 +100,20 @@ end
 return n
 `)
 
-var allScripts = []*goredis.Script{acquireScript, renewScript, releaseScript, saveScript, deleteScript, fleetReserveScript, fleetRenewScript}
+// renewMany: KEYS leases; ARGV ttl ms, then "token owner" per key. Renews
+// many leases in one call, for a single node only (the keys of different
+// IDs may live on different Cluster nodes). Returns 0/1 per key.
+var renewManyScript = goredis.NewScript(`
+local out = {}
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i + 1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+`)
+
+var allScripts = []*goredis.Script{acquireScript, renewScript, renewManyScript, releaseScript, saveScript, deleteScript, fleetReserveScript, fleetRenewScript}
