@@ -132,18 +132,18 @@ func (m *Manager) CreateSession(config *protocol.SessionConfig) (string, error) 
 	if err := config.Validate(); err != nil {
 		return "", err
 	}
-	return m.c.createNew(nil, config, func() error { return m.c.reserve() })
+	return m.c.createNew(context.Background(), false, config, func() error { return m.c.reserve() })
 }
 
 // createNew reserves a slot with reserve and registers a session under a
-// new ID in it; a ctx that is not nil makes it wait for a fleet slot.
-func (c *core) createNew(ctx context.Context, config *protocol.SessionConfig, reserve func() error) (string, error) {
+// new ID in it; wait makes it wait for a fleet slot until ctx ends.
+func (c *core) createNew(ctx context.Context, wait bool, config *protocol.SessionConfig, reserve func() error) (string, error) {
 	for {
 		if err := reserve(); err != nil {
 			return "", err
 		}
 		id := idgen.New()
-		err := c.register(ctx, id, config)
+		err := c.register(ctx, wait, id, config)
 		// 80 random bits make a collision all but impossible; if one
 		// happens, register has given the slot back: start again.
 		if !errors.Is(err, ErrSessionExists) {
@@ -167,7 +167,7 @@ func (m *Manager) CreateSessionWithID(id string, config *protocol.SessionConfig)
 	if err := m.c.reserve(); err != nil {
 		return err
 	}
-	return m.c.register(nil, id, config)
+	return m.c.register(context.Background(), false, id, config)
 }
 
 // CreateSessionWait is CreateSession that, at the cap, waits for a slot
@@ -178,7 +178,7 @@ func (m *Manager) CreateSessionWait(ctx context.Context, config *protocol.Sessio
 	if err := config.Validate(); err != nil {
 		return "", err
 	}
-	return m.c.createNew(ctx, config, func() error { return m.c.reserveWait(ctx) })
+	return m.c.createNew(ctx, true, config, func() error { return m.c.reserveWait(ctx) })
 }
 
 // GetSession returns the open session registered under sessionID and
@@ -200,7 +200,7 @@ func (m *Manager) GetSession(sessionID string) (*Session, error) {
 		}
 	}
 	if c.fleet != nil {
-		return c.fleet.restore(nil, sessionID, false)
+		return c.fleet.restore(context.Background(), sessionID, false)
 	}
 	return nil, c.errNotFound(sessionID)
 }
@@ -214,7 +214,7 @@ func (m *Manager) PeekSession(sessionID string) (*Session, error) {
 		return e.Value(), nil
 	}
 	if m.c.fleet != nil {
-		return m.c.fleet.restore(nil, sessionID, false)
+		return m.c.fleet.restore(context.Background(), sessionID, false)
 	}
 	return nil, m.c.errNotFound(sessionID)
 }
@@ -423,14 +423,14 @@ func (c *core) reserveWait(ctx context.Context) error {
 
 // register builds and registers a session in a slot already reserved; on
 // failure it gives the slot back.
-func (c *core) register(ctx context.Context, id string, config *protocol.SessionConfig) error {
+func (c *core) register(ctx context.Context, wait bool, id string, config *protocol.SessionConfig) error {
 	s, err := newSession(id, config, c.tb, c)
 	if err != nil {
 		c.release()
 		return err
 	}
 	if c.fleet != nil {
-		return c.fleet.registerLeased(ctx, s, true)
+		return c.fleet.registerLeased(ctx, s, true, wait)
 	}
 	return c.insert(s)
 }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -112,7 +113,7 @@ func (m *Manager) RestoreSession(data []byte) (string, error) {
 		return "", err
 	}
 	if c.fleet != nil {
-		if err := c.fleet.registerLeased(nil, s, false); err != nil {
+		if err := c.fleet.registerLeased(context.Background(), s, false, false); err != nil {
 			return "", err
 		}
 		return s.id, nil

@@ -234,9 +234,6 @@ func (f *fleet) mono() int64 { return int64(time.Since(f.start)) }
 
 // ctx returns a context for one store operation for one caller.
 func (f *fleet) ctx(parent context.Context) (context.Context, context.CancelFunc) {
-	if parent == nil {
-		parent = context.Background()
-	}
 	return context.WithTimeout(parent, f.o.timeout)
 }
 
@@ -260,10 +257,6 @@ func (f *fleet) lock(ctx context.Context, id string) (func(), error) {
 		unlock, wait := f.tryLock(id)
 		if unlock != nil {
 			return unlock, nil
-		}
-		if ctx == nil {
-			<-wait
-			continue
 		}
 		select {
 		case <-wait:
@@ -307,9 +300,9 @@ func (f *fleet) storeErr(err error) error {
 }
 
 // acquire takes the lease for a session about to be registered, under its
-// ID's lock. ctx, when not nil, makes it wait for a fleet slot. A store that
-// cannot be reached fails the create only under a fleet cap.
-func (f *fleet) acquire(ctx context.Context, s *Session, create bool) error {
+// ID's lock; wait makes it wait for a fleet slot until ctx ends. A store
+// that cannot be reached fails the create only under a fleet cap.
+func (f *fleet) acquire(ctx context.Context, s *Session, create, wait bool) error {
 	s.ls = &leaseState{}
 	req := store.AcquireRequest{ID: s.id, Owner: f.o.owner, TTL: f.o.leaseTTL, FleetMax: f.o.fleetMax, Create: create}
 	for backoff := 10 * time.Millisecond; ; backoff = min(backoff*2, f.o.leaseTTL/3) {
@@ -327,7 +320,7 @@ func (f *fleet) acquire(ctx context.Context, s *Session, create bool) error {
 		case errors.Is(err, store.ErrUnavailable) && f.o.fleetMax == 0:
 			f.log.Warn("roster: store unavailable, session created without a lease", "session", s.id, "err", err)
 			return nil
-		case ctx != nil && errors.Is(err, store.ErrFleetFull):
+		case wait && errors.Is(err, store.ErrFleetFull):
 			t := time.NewTimer(backoff)
 			select {
 			case <-t.C:
@@ -343,10 +336,11 @@ func (f *fleet) acquire(ctx context.Context, s *Session, create bool) error {
 
 // registerLeased registers a new session under a lease: it takes the ID's
 // lock, checks that no local session has the ID, takes the lease, and
-// inserts. The slot is reserved; on failure it is given back. create makes
+// inserts; wait makes it wait for a fleet slot until ctx ends. The slot is
+// reserved; on failure it is given back. create makes
 // it fail when the store holds state under the ID: a new session must not
 // take an old identity's place, where RestoreSession's state may.
-func (f *fleet) registerLeased(ctx context.Context, s *Session, create bool) error {
+func (f *fleet) registerLeased(ctx context.Context, s *Session, create, wait bool) error {
 	c := f.c
 	unlock, err := f.lock(ctx, s.id)
 	if err != nil {
@@ -358,7 +352,7 @@ func (f *fleet) registerLeased(ctx context.Context, s *Session, create bool) err
 		c.release()
 		return errExists(s.id)
 	}
-	if err := f.acquire(ctx, s, create); err != nil {
+	if err := f.acquire(ctx, s, create, wait); err != nil {
 		c.release()
 		return err
 	}
@@ -378,9 +372,6 @@ func (f *fleet) restore(ctx context.Context, id string, wait bool) (*Session, er
 	c := f.c
 	if err := idgen.Validate(id); err != nil {
 		return nil, err
-	}
-	if ctx == nil {
-		ctx = context.Background()
 	}
 	unlock, err := f.lock(ctx, id)
 	if err != nil {
@@ -491,7 +482,7 @@ func (f *fleet) release(l store.Lease) {
 	if l.Token == 0 {
 		return
 	}
-	ctx, cancel := f.ctx(nil)
+	ctx, cancel := f.ctx(context.Background())
 	defer cancel()
 	start := time.Now()
 	err := f.st.Release(ctx, []store.Lease{l})
@@ -564,7 +555,7 @@ func (f *fleet) leave(s *Session) {
 			return
 		}
 	}
-	ctx, cancel := f.ctx(nil)
+	ctx, cancel := f.ctx(context.Background())
 	defer cancel()
 	if !f.saveAndRelease(ctx, []*Session{s}, [][]byte{data})[0] {
 		f.orphan(s, data)
@@ -575,7 +566,7 @@ func (f *fleet) leave(s *Session) {
 // An error other than ErrUnavailable means another process took the ID
 // meanwhile; a registered session then leaves as lost.
 func (f *fleet) leaseLate(s *Session) error {
-	ctx, cancel := f.ctx(nil)
+	ctx, cancel := f.ctx(context.Background())
 	defer cancel()
 	start := time.Now()
 	sent := f.mono()
@@ -606,7 +597,7 @@ func (f *fleet) orphan(s *Session, data []byte) {
 // (del false) or deleting it from the store (del true).
 func (f *fleet) closeSession(id string, del bool) error {
 	c := f.c
-	unlock, err := f.lock(nil, id)
+	unlock, err := f.lock(context.Background(), id)
 	if err != nil {
 		return err
 	}
@@ -641,7 +632,7 @@ func (f *fleet) closeSession(id string, del bool) error {
 }
 
 func (f *fleet) delete(l store.Lease) error {
-	ctx, cancel := f.ctx(nil)
+	ctx, cancel := f.ctx(context.Background())
 	defer cancel()
 	start := time.Now()
 	err := f.st.Delete(ctx, l)
@@ -656,7 +647,7 @@ func (f *fleet) delete(l store.Lease) error {
 // GetSession miss waits for the save, the session leaves the registry, is
 // closed and saved.
 func (f *fleet) closeOne(s *Session) {
-	unlock, _ := f.lock(nil, s.id)
+	unlock, _ := f.lock(context.Background(), s.id)
 	defer unlock()
 	removed := f.c.reg.Remove(s.entry)
 	s.shutdown()
