@@ -126,6 +126,7 @@ type StoreStats struct {
 // leaseState is a session's lease in the store. The pointer is set before
 // the session is registered and never changed.
 type leaseState struct {
+	create    bool         // a new identity: its lease must not take over stored state
 	token     atomic.Int64 // 0 until the lease is taken
 	until     atomic.Int64 // monotonic deadline, in fleet.mono nanoseconds
 	lost      atomic.Bool
@@ -157,8 +158,9 @@ func (s *Session) changed() {
 // not be saved then; it is saved (fenced, so never over a newer holder's)
 // when the store is back, and a restore of its ID in the meantime takes it.
 type orphan struct {
-	lease store.Lease
-	data  []byte
+	lease  store.Lease
+	data   []byte
+	create bool // never leased, and a new identity (see leaseState.create)
 }
 
 // fleet is the store machinery of a core; nil without a store.
@@ -179,6 +181,11 @@ type fleet struct {
 
 	restores, saves, saveErrors, fenced, renewals, lost, leased, errs atomic.Int64
 	ops, lastLat, totalLat                                            atomic.Int64
+
+	// downUntil (fleet.mono) is set for a second after an operation could
+	// not reach the store: until then, creates without a fleet cap do not
+	// wait for it, and their leases are taken at a later tick.
+	downUntil atomic.Int64
 }
 
 func newFleet(c *core, o storeOptions, log *slog.Logger) *fleet {
@@ -246,6 +253,7 @@ func (f *fleet) observe(start time.Time, err error) {
 	f.totalLat.Add(d)
 	if errors.Is(err, store.ErrUnavailable) {
 		f.errs.Add(1)
+		f.downUntil.Store(f.mono() + int64(time.Second))
 	}
 }
 
@@ -303,7 +311,10 @@ func (f *fleet) storeErr(err error) error {
 // ID's lock; wait makes it wait for a fleet slot until ctx ends. A store
 // that cannot be reached fails the create only under a fleet cap.
 func (f *fleet) acquire(ctx context.Context, s *Session, create, wait bool) error {
-	s.ls = &leaseState{}
+	s.ls = &leaseState{create: create}
+	if f.o.fleetMax == 0 && f.mono() < f.downUntil.Load() {
+		return nil // the store was just found away: lease it later
+	}
 	req := store.AcquireRequest{ID: s.id, Owner: f.o.owner, TTL: f.o.leaseTTL, FleetMax: f.o.fleetMax, Create: create}
 	for backoff := 10 * time.Millisecond; ; backoff = min(backoff*2, f.o.leaseTTL/3) {
 		sent := f.mono()
@@ -570,7 +581,7 @@ func (f *fleet) leaseLate(s *Session) error {
 	defer cancel()
 	start := time.Now()
 	sent := f.mono()
-	l, _, err := f.st.Acquire(ctx, store.AcquireRequest{ID: s.id, Owner: f.o.owner, TTL: f.o.leaseTTL, FleetMax: f.o.fleetMax, Create: true})
+	l, _, err := f.st.Acquire(ctx, store.AcquireRequest{ID: s.id, Owner: f.o.owner, TTL: f.o.leaseTTL, FleetMax: f.o.fleetMax, Create: s.ls.create})
 	f.observe(start, err)
 	if err != nil {
 		if !errors.Is(err, store.ErrUnavailable) {
@@ -588,7 +599,7 @@ func (f *fleet) leaseLate(s *Session) error {
 
 func (f *fleet) orphan(s *Session, data []byte) {
 	f.mu.Lock()
-	f.orphans[s.id] = &orphan{lease: f.leaseOf(s), data: data}
+	f.orphans[s.id] = &orphan{lease: f.leaseOf(s), data: data, create: s.ls.create}
 	f.mu.Unlock()
 	f.log.Warn("roster: session state kept in memory until the store is back", "session", s.id)
 }
@@ -922,7 +933,7 @@ func (f *fleet) flushOrphans(ctx context.Context) int {
 		if o != nil && o.lease.Token == 0 {
 			// Created while the store was down and never leased.
 			start := time.Now()
-			l, _, err := f.st.Acquire(ctx, store.AcquireRequest{ID: id, Owner: f.o.owner, TTL: f.o.leaseTTL, Create: true})
+			l, _, err := f.st.Acquire(ctx, store.AcquireRequest{ID: id, Owner: f.o.owner, TTL: f.o.leaseTTL, Create: o.create})
 			f.observe(start, err)
 			switch {
 			case err == nil:
@@ -981,7 +992,7 @@ func (f *fleet) shutdown(ctx context.Context, ss []*Session, retry bool) {
 	f.mu.Lock()
 	for _, s := range ss {
 		if data, err := s.Marshal(); err == nil {
-			f.orphans[s.id] = &orphan{lease: f.leaseOf(s), data: data}
+			f.orphans[s.id] = &orphan{lease: f.leaseOf(s), data: data, create: s.ls.create}
 		}
 	}
 	f.mu.Unlock()

@@ -327,6 +327,16 @@ func TestFleetRedisPauseAndRestart(t *testing.T) {
 		setCookie(t, s, fmt.Sprintf("c%d", i))
 		ids = append(ids, id)
 	}
+	// An identity saved in Redis, to be restored from its state while
+	// Redis is away.
+	saved := mustCreate(t, a)
+	if err := a.CloseSession(saved); err != nil {
+		t.Fatal(err)
+	}
+	savedState, err := e.rc.Get(context.Background(), e.st.StateKey(saved)).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.srv.Pause()
 	for _, id := range ids {
 		if _, err := a.GetSession(id); err != nil {
@@ -343,13 +353,19 @@ func TestFleetRedisPauseAndRestart(t *testing.T) {
 	if err := a.CloseSession(ids[0]); err != nil { // kept in memory
 		t.Fatal(err)
 	}
-	if st := a.StoreStats(); st.Unsaved != 1 || st.Unleased != 1 {
-		t.Fatalf("store stats with Redis paused %+v, want 1 unsaved, 1 unleased", st)
+	if _, err := a.RestoreSession(savedState); err != nil {
+		t.Fatalf("RestoreSession with Redis paused: %v", err)
+	}
+	if st := a.StoreStats(); st.Unsaved != 1 || st.Unleased != 2 {
+		t.Fatalf("store stats with Redis paused %+v, want 1 unsaved, 2 unleased", st)
 	}
 	e.srv.Resume()
-	a.c.fleet.tick() // leases the late one, saves the closed one
-	if st := a.StoreStats(); st.Unsaved != 0 || st.Unleased != 0 {
+	a.c.fleet.tick() // leases the late ones, saves the closed one
+	if st := a.StoreStats(); st.Unsaved != 0 || st.Unleased != 0 || st.LeasesLost != 0 {
 		t.Fatalf("store stats with Redis back %+v", st)
+	}
+	if err := a.CloseSession(saved); err != nil {
+		t.Fatalf("the restored identity: %v", err)
 	}
 	e.srv.Restart()
 	for range 3 { // the first tick may meet the broken connections
