@@ -431,9 +431,18 @@ func (f *fleet) restore(ctx context.Context, id string, wait bool) (*Session, er
 			}
 			return nil, f.storeErr(err)
 		}
+		// This process's own unsaved state is newer than the store's only
+		// if its lease was never given up in between (or it never had one
+		// and the store has nothing); otherwise another process may have
+		// written since, and the store's state wins, as fencing would make
+		// it anyway.
 		f.mu.Lock()
 		if o := f.orphans[id]; o != nil {
-			data = o.data
+			if o.lease.Token == l.Token || (o.lease.Token == 0 && data == nil) {
+				data = o.data
+			} else {
+				f.log.Warn("roster: unsaved state dropped: the session was leased by another process since", "session", id)
+			}
 			delete(f.orphans, id)
 		}
 		f.mu.Unlock()

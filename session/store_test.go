@@ -566,3 +566,43 @@ func TestFleetChaos(t *testing.T) {
 	}
 	t.Logf("%d operations, %d refused while Redis was away; store stats %+v", ops.Load(), failures.Load(), a.StoreStats())
 }
+
+// A close whose save could not reach Redis keeps the state in memory; if
+// the lease expires and another process drives the session meanwhile, a
+// later restore here takes the other's state, not the stale one kept.
+func TestFleetStaleUnsavedStateLosesToNewerHolder(t *testing.T) {
+	e := newFleetEnv(t)
+	a, _ := e.manager("A", nil, WithLeaseTTL(300*time.Millisecond), WithStoreTimeout(100*time.Millisecond))
+	b, _ := e.manager("B", nil)
+	a.c.fleet.stopTick() // A keeps its unsaved state to itself
+	id := mustCreate(t, a)
+	s, _ := a.GetSession(id)
+	setCookie(t, s, "a0")
+	if err := a.CloseSession(id); err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.GetSession(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setCookie(t, s, "a1")
+	e.srv.Kill()
+	if err := a.CloseSession(id); err != nil { // kept in memory
+		t.Fatal(err)
+	}
+	e.srv.StartAgain()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := b.GetSessionWait(ctx, id) // once A's lease has expired
+	if err != nil || cookieOf(t, got) != "a0" {
+		t.Fatalf("B after A's lease expired: %v, cookie %q, want a0", err, cookieOf(t, got))
+	}
+	setCookie(t, got, "b")
+	if err := b.CloseSession(id); err != nil {
+		t.Fatal(err)
+	}
+	back, err := a.GetSession(id)
+	if err != nil || cookieOf(t, back) != "b" {
+		t.Fatalf("A after B's close: %v, cookie %q, want b (B's, newer than A's unsaved a1)", err, cookieOf(t, back))
+	}
+}
