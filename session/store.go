@@ -727,7 +727,11 @@ func (f *fleet) sweep(now, cutoff int64) int {
 				delete(held, s)
 				continue
 			}
-			saved[i] = s.ls.token.Load() != 0 && f.saveAndRelease(ctx, victims[i:i+1], datas[i:i+1])[0]
+			if s.ls.token.Load() != 0 {
+				octx, cancel := f.ctx(context.Background())
+				saved[i] = f.saveAndRelease(octx, victims[i:i+1], datas[i:i+1])[0]
+				cancel()
+			}
 		}
 		if saved[i] {
 			c.runHook(s, EvictIdle)
@@ -1103,7 +1107,9 @@ func (m *Manager) GetSessionWait(ctx context.Context, sessionID string) (*Sessio
 // CloseSession does, and removes its state from the store, so that no
 // process of the fleet can restore it. With a store, an ID held by no
 // local session is deleted from the store unless another process holds
-// its lease (ErrSessionLeased). Without a store it is CloseSession.
+// its lease (ErrSessionLeased). When the store cannot be reached, the
+// session is closed here all the same, its state stays in the store, and
+// the error wraps ErrStoreUnavailable. Without a store it is CloseSession.
 func (m *Manager) DeleteSession(sessionID string) error {
 	if m.c.fleet == nil {
 		return m.CloseSession(sessionID)

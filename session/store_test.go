@@ -606,3 +606,25 @@ func TestFleetStaleUnsavedStateLosesToNewerHolder(t *testing.T) {
 		t.Fatalf("A after B's close: %v, cookie %q, want b (B's, newer than A's unsaved a1)", err, cookieOf(t, back))
 	}
 }
+
+// A session created while Redis was down, and idle since, takes its lease
+// at its eviction and is saved then.
+func TestFleetEvictionOfSessionCreatedWhileDown(t *testing.T) {
+	e := newFleetEnv(t)
+	a, clk := e.manager("A", nil, WithSessionTimeout(10*time.Minute), WithStoreTimeout(100*time.Millisecond))
+	b, _ := e.manager("B", nil)
+	a.c.fleet.stopTick() // only the sweep takes the lease
+	e.srv.Kill()
+	id := mustCreate(t, a)
+	s, _ := a.GetSession(id)
+	setCookie(t, s, "born-offline")
+	e.srv.StartAgain()
+	clk.Advance(11 * time.Minute)
+	if n := a.Sweep(); n != 1 {
+		t.Fatalf("sweep evicted %d, want 1", n)
+	}
+	got, err := b.GetSession(id)
+	if err != nil || cookieOf(t, got) != "born-offline" {
+		t.Fatalf("B: %v, cookie %q", err, cookieOf(t, got))
+	}
+}
