@@ -432,13 +432,14 @@ func (f *fleet) restore(ctx context.Context, id string, wait bool) (*Session, er
 			return nil, f.storeErr(err)
 		}
 		// This process's own unsaved state is newer than the store's only
-		// if its lease was never given up in between (or it never had one
-		// and the store has nothing); otherwise another process may have
-		// written since, and the store's state wins, as fencing would make
-		// it anyway.
+		// if no other lease was granted since its own: the same token, or
+		// the next one (its lease expired and this is the next grant); or
+		// it never had a lease and the store has nothing. Otherwise another
+		// process may have written since, and the store's state wins, as
+		// fencing would make it anyway.
 		f.mu.Lock()
 		if o := f.orphans[id]; o != nil {
-			if o.lease.Token == l.Token || (o.lease.Token == 0 && data == nil) {
+			if t := o.lease.Token; t == l.Token || (t != 0 && l.Token == t+1) || (t == 0 && data == nil) {
 				data = o.data
 			} else {
 				f.log.Warn("roster: unsaved state dropped: the session was leased by another process since", "session", id)

@@ -628,3 +628,42 @@ func TestFleetEvictionOfSessionCreatedWhileDown(t *testing.T) {
 		t.Fatalf("B: %v, cookie %q", err, cookieOf(t, got))
 	}
 }
+
+// A session lost because Redis was down past its lease keeps its state in
+// memory; when this process is the next to lease it, that state is the
+// newest and comes back.
+func TestFleetLostSessionComesBackWithItsState(t *testing.T) {
+	e := newFleetEnv(t)
+	a, _ := e.manager("A", nil, WithLeaseTTL(300*time.Millisecond), WithStoreTimeout(50*time.Millisecond))
+	a.c.fleet.stopTick()
+	id := mustCreate(t, a)
+	s, _ := a.GetSession(id)
+	setCookie(t, s, "x0")
+	if err := a.CloseSession(id); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ = a.GetSession(id); s == nil {
+		t.Fatal("no restore")
+	}
+	setCookie(t, s, "x1")
+	e.srv.Kill()
+	for deadline := time.Now().Add(10 * time.Second); a.StoreStats().LeasesLost == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the lease was never found lost")
+		}
+		a.c.fleet.renew([]*Session{s}) // fails until the lease's deadline has passed
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.srv.StartAgain()
+	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); e.rc.Exists(ctx, e.st.LeaseKey(id)).Val() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the lease never expired in Redis")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	back, err := a.GetSession(id)
+	if err != nil || cookieOf(t, back) != "x1" {
+		t.Fatalf("after the loss: %v, cookie %q, want x1 (kept in memory)", err, cookieOf(t, back))
+	}
+}
