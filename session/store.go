@@ -363,6 +363,18 @@ func (f *fleet) registerLeased(ctx context.Context, s *Session, create, wait boo
 		c.release()
 		return errExists(s.id)
 	}
+	// A closed session whose state waits here for the store still exists:
+	// a create may not take its ID; a RestoreSession replaces its state.
+	f.mu.Lock()
+	o := f.orphans[s.id]
+	if o != nil && !create {
+		delete(f.orphans, s.id)
+	}
+	f.mu.Unlock()
+	if o != nil && create {
+		c.release()
+		return fmt.Errorf("%w (its state waits for the store)", errExists(s.id))
+	}
 	if err := f.acquire(ctx, s, create, wait); err != nil {
 		c.release()
 		return err

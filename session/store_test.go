@@ -667,3 +667,32 @@ func TestFleetLostSessionComesBackWithItsState(t *testing.T) {
 		t.Fatalf("after the loss: %v, cookie %q, want x1 (kept in memory)", err, cookieOf(t, back))
 	}
 }
+
+// While a closed session's state waits in memory for Redis, its ID is
+// still taken: a create under it fails.
+func TestFleetCreateOverUnsavedState(t *testing.T) {
+	e := newFleetEnv(t)
+	a, _ := e.manager("A", nil, WithStoreTimeout(50*time.Millisecond))
+	a.c.fleet.stopTick()
+	e.srv.Kill()
+	if err := a.CreateSessionWithID("offline", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CloseSession("offline"); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.StartAgain()
+	if err := a.CreateSessionWithID("offline", nil); !errors.Is(err, ErrSessionExists) {
+		t.Fatalf("create over unsaved state: %v, want ErrSessionExists", err)
+	}
+	if a.SessionCount() != 0 {
+		t.Fatal("a refused create holds a slot")
+	}
+	a.c.fleet.tick()
+	if st := a.StoreStats(); st.Unsaved != 0 {
+		t.Fatalf("store stats %+v", st)
+	}
+	if n := e.rc.Exists(context.Background(), e.st.StateKey("offline")).Val(); n != 1 {
+		t.Fatal("the unsaved state never reached Redis")
+	}
+}
