@@ -65,15 +65,15 @@ func TestBinaryFleet(t *testing.T) {
 	be := backend(t, nil)
 	bin := buildRosterd(t, t.TempDir())
 	const tok = "T0K-fleet"
-	start := func() *daemonProc {
-		return startDaemon(t, bin, "-listen", "127.0.0.1:0", "-token", tok, "-redis", srv.URL(),
-			"-lease-ttl", "1s", "-save-interval", "100ms")
+	start := func(extra ...string) *daemonProc {
+		return startDaemon(t, bin, append([]string{"-listen", "127.0.0.1:0", "-token", tok, "-redis", srv.URL(),
+			"-lease-ttl", "1s", "-save-interval", "100ms"}, extra...)...)
 	}
 	a, b := start(), start()
 
-	create := func(d *daemonProc) string {
+	api := func(d *daemonProc, method, path string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", "http://"+d.addr+"/v1/sessions", nil)
+		req, _ := http.NewRequest(method, "http://"+d.addr+path, nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -81,10 +81,16 @@ func TestBinaryFleet(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		var c struct{ ID string }
-		if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || c.ID == "" {
-			t.Fatalf("create: %v %v", resp.Status, err)
+		_ = json.NewDecoder(resp.Body).Decode(&c)
+		return resp.StatusCode, c.ID
+	}
+	create := func(d *daemonProc) string {
+		t.Helper()
+		code, id := api(d, "POST", "/v1/sessions")
+		if code != http.StatusCreated || id == "" {
+			t.Fatalf("create: %d", code)
 		}
-		return c.ID
+		return id
 	}
 	// through sends GET path through d's proxy as session id and returns
 	// the status and the cookies httpbin saw.
@@ -168,4 +174,42 @@ func TestBinaryFleet(t *testing.T) {
 	a.waitExit(t, 10*time.Second)
 	c := start()
 	want(c, id, "a2")
+
+	// Hand-over after idle eviction (Redis database 1: a fleet of its own).
+	evicting := func() *daemonProc {
+		return startDaemon(t, bin, "-listen", "127.0.0.1:0", "-token", tok, "-redis", "redis://"+srv.Addr()+"/1",
+			"-session-timeout", "300ms", "-cleanup-interval", "100ms")
+	}
+	e1, e2 := evicting(), evicting()
+	id = create(e1)
+	if code, _ := through(e1, id, "/cookies/set?who=idle"); code != http.StatusOK {
+		t.Fatalf("set cookie: %d", code)
+	}
+	want(e2, id, "idle") // 423 until e1 evicts it
+
+	// A fleet cap of 3 across two rosterd (database 2).
+	capped := func() *daemonProc {
+		return startDaemon(t, bin, "-listen", "127.0.0.1:0", "-token", tok, "-redis", "redis://"+srv.Addr()+"/2",
+			"-fleet-max-sessions", "3")
+	}
+	f1, f2 := capped(), capped()
+	var ids []string
+	for i, d := range []*daemonProc{f1, f2, f1} {
+		if code, id := api(d, "POST", "/v1/sessions"); code != http.StatusCreated {
+			t.Fatalf("create %d under the fleet cap: %d", i, code)
+		} else {
+			ids = append(ids, id)
+		}
+	}
+	for _, d := range []*daemonProc{f1, f2} {
+		if code, _ := api(d, "POST", "/v1/sessions"); code != http.StatusTooManyRequests {
+			t.Fatalf("create over the fleet cap: %d, want 429", code)
+		}
+	}
+	if code, _ := api(f1, "DELETE", "/v1/sessions/"+ids[0]); code != http.StatusNoContent {
+		t.Fatalf("DELETE: %d", code)
+	}
+	if code, _ := api(f2, "POST", "/v1/sessions"); code != http.StatusCreated {
+		t.Fatalf("create after a slot was freed: %d", code)
+	}
 }
