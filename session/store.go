@@ -183,8 +183,9 @@ type fleet struct {
 	ops, lastLat, totalLat                                            atomic.Int64
 
 	// downUntil (fleet.mono) is set for a second after an operation could
-	// not reach the store: until then, creates without a fleet cap do not
-	// wait for it, and their leases are taken at a later tick.
+	// not reach the store, and cleared by the next that does: until then,
+	// creates without a fleet cap do not wait for it, and their leases are
+	// taken at a later tick.
 	downUntil atomic.Int64
 }
 
@@ -253,7 +254,13 @@ func (f *fleet) observe(start time.Time, err error) {
 	f.totalLat.Add(d)
 	if errors.Is(err, store.ErrUnavailable) {
 		f.errs.Add(1)
-		f.downUntil.Store(f.mono() + int64(time.Second))
+		if f.downUntil.Swap(f.mono()+int64(time.Second)) == 0 {
+			f.log.Warn("roster: store unreachable", "err", err)
+		}
+		return
+	}
+	if f.downUntil.Load() != 0 && f.downUntil.Swap(0) != 0 {
+		f.log.Info("roster: store reachable again")
 	}
 }
 
@@ -313,6 +320,7 @@ func (f *fleet) storeErr(err error) error {
 func (f *fleet) acquire(ctx context.Context, s *Session, create, wait bool) error {
 	s.ls = &leaseState{create: create}
 	if f.o.fleetMax == 0 && f.mono() < f.downUntil.Load() {
+		f.log.Debug("roster: store away, session created without a lease", "session", s.id)
 		return nil // the store was just found away: lease it later
 	}
 	req := store.AcquireRequest{ID: s.id, Owner: f.o.owner, TTL: f.o.leaseTTL, FleetMax: f.o.fleetMax, Create: create}
