@@ -425,7 +425,10 @@ func (f *fleet) restore(ctx context.Context, id string, wait bool) (*Session, er
 	if err != nil {
 		return nil, err
 	}
-	req := store.AcquireRequest{ID: id, Owner: f.o.owner, TTL: f.o.leaseTTL, FleetMax: f.o.fleetMax}
+	f.mu.Lock()
+	_, unsaved := f.orphans[id]
+	f.mu.Unlock()
+	req := store.AcquireRequest{ID: id, Owner: f.o.owner, TTL: f.o.leaseTTL, FleetMax: f.o.fleetMax, IfStored: !unsaved}
 	for backoff := 10 * time.Millisecond; ; backoff = min(backoff*2, f.o.leaseTTL/3) {
 		sent := f.mono()
 		octx, cancel := f.ctx(ctx)
@@ -468,7 +471,7 @@ func (f *fleet) restore(ctx context.Context, id string, wait bool) (*Session, er
 		}
 		f.mu.Unlock()
 		if data == nil {
-			f.release(l)
+			f.release(l) // a no-op when IfStored took nothing
 			c.release()
 			return nil, errNotFound(id)
 		}

@@ -61,6 +61,10 @@ type AcquireRequest struct {
 	// Create makes the acquisition fail with ErrExists when state is
 	// stored under ID: a new session must not take over an old identity.
 	Create bool
+	// IfStored makes the acquisition take nothing, and return a zero
+	// Lease.Token and nil state, when no state is stored under ID and no
+	// one holds its lease: a lookup of an unknown ID leaves no trace.
+	IfStored bool
 }
 
 // Write saves one session's state under its lease.

@@ -125,12 +125,15 @@ func unavailable(op, id string, err error) error {
 // Acquire implements store.Store.
 func (s *Store) Acquire(ctx context.Context, req store.AcquireRequest) (store.Lease, []byte, error) {
 	l := store.Lease{ID: req.ID, Owner: req.Owner, Fleet: req.FleetMax > 0}
-	create := "0"
+	create, ifStored := "0", "0"
 	if req.Create {
 		create = "1"
 	}
+	if req.IfStored {
+		ifStored = "1"
+	}
 	keys := []string{s.key(req.ID, ":l"), s.key(req.ID, ":f"), s.key(req.ID, ":s")}
-	args := []any{req.Owner, ms(req.TTL), create, fenceTTL(req.TTL)}
+	args := []any{req.Owner, ms(req.TTL), create, fenceTTL(req.TTL), ifStored}
 	var res any
 	if req.FleetMax > 0 {
 		// Both in one round trip; the rare loser undoes the other's effect.
@@ -146,6 +149,14 @@ func (s *Store) Acquire(ctx context.Context, req store.AcquireRequest) (store.Le
 		res = acq.Val()
 		granted, _ := fleet.Int64()
 		l2, state, err := parseAcquire(l, res)
+		if err == nil && l2.Token == 0 { // nothing stored: give the slot back
+			if granted == 1 {
+				if zerr := s.c.ZRem(ctx, s.fleet, member(l)).Err(); zerr != nil {
+					return l, nil, unavailable("fleet release", req.ID, zerr)
+				}
+			}
+			return l2, nil, nil
+		}
 		if err == nil && granted == 0 {
 			err = fmt.Errorf("%w (%d)", store.ErrFleetFull, req.FleetMax)
 			if rerr := s.Release(ctx, []store.Lease{l2}); rerr != nil {
@@ -176,6 +187,8 @@ func parseAcquire(l store.Lease, res any) (store.Lease, []byte, error) {
 	switch {
 	case code == 2:
 		return l, nil, fmt.Errorf("%w: %q", store.ErrExists, l.ID)
+	case code == 3:
+		return l, nil, nil // nothing stored, nothing taken
 	case code == 0 && len(a) == 3:
 		return l, nil, fmt.Errorf("%w: %q is held by %v (lease %v)", store.ErrLeased, l.ID, a[2], a[1])
 	case code == 1 && len(a) >= 2:

@@ -170,6 +170,18 @@ func TestFleetCap(t *testing.T) {
 	if _, _, err := s.Acquire(ctx, req("b", "B")); err != nil {
 		t.Fatal(err)
 	}
+	// A lookup of an unknown ID takes nothing, not even a fleet slot.
+	for _, r := range []store.AcquireRequest{{ID: "nobody", Owner: "A", TTL: time.Minute, IfStored: true}, {ID: "nobody", Owner: "A", TTL: time.Minute, IfStored: true, FleetMax: 100}} {
+		if l, st, err := s.Acquire(ctx, r); err != nil || l.Token != 0 || st != nil {
+			t.Fatalf("IfStored acquire of an unknown ID: %+v %q %v", l, st, err)
+		}
+	}
+	if keys, _ := c.Keys(ctx, "*nobody*").Result(); len(keys) != 0 {
+		t.Fatalf("IfStored acquire left %q", keys)
+	}
+	if n, _ := c.ZCard(ctx, s.FleetKey()).Result(); n != 2 {
+		t.Fatalf("fleet holds %d after an IfStored miss, want 2", n)
+	}
 	if _, _, err := s.Acquire(ctx, req("c", "A")); !errors.Is(err, store.ErrFleetFull) {
 		t.Fatalf("third acquire at cap 2: %v", err)
 	}

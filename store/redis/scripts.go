@@ -7,9 +7,10 @@ import goredis "github.com/redis/go-redis/v9"
 // node. A lease's value is "token owner".
 
 // acquire: KEYS lease, fence, state; ARGV owner, lease ttl ms, create (0/1),
-// fence ttl ms. Returns {1, token[, state]} when granted (the holder asking
-// again gets its token back), {0, token, owner} when another owner holds it,
-// {2} when create is set and state exists.
+// fence ttl ms, if-stored (0/1). Returns {1, token[, state]} when granted
+// (the holder asking again gets its token back), {0, token, owner} when
+// another owner holds it, {2} when create is set and state exists, {3} when
+// if-stored is set and no state exists (nothing is taken).
 var acquireScript = goredis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -20,6 +21,7 @@ if cur then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 else
   if ARGV[3] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then return {2} end
+  if ARGV[5] == '1' and redis.call('EXISTS', KEYS[3]) == 0 then return {3} end
   local tok = redis.call('INCR', KEYS[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   redis.call('SET', KEYS[1], tok .. ' ' .. ARGV[1], 'PX', ARGV[2])
