@@ -108,7 +108,7 @@ func WithFleetMaxSessions(n int) Option { return func(o *options) { o.store.flee
 // Manager was made. All zero without a store.
 type StoreStats struct {
 	LeasesHeld   int64         `json:"leasesHeld"`   // sessions held under a lease now
-	Restores     int64         `json:"restores"`     // sessions restored from the store on a miss
+	Restores     int64         `json:"restores"`     // sessions restored from the store on a miss (counted in ManagerStats.Created too)
 	Saves        int64         `json:"saves"`        // states written
 	SaveErrors   int64         `json:"saveErrors"`   // states not written (kept and retried)
 	Fenced       int64         `json:"fenced"`       // writes refused because a newer lease exists
