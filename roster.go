@@ -88,7 +88,21 @@ var (
 	// ErrInvalidCookie is wrapped by the errors of Session.SetCookies for a
 	// cookie that fails CookieState.Validate.
 	ErrInvalidCookie = protocol.ErrInvalidCookie
+	// ErrSessionLeased, ErrStoreUnavailable and ErrLeaseLost come from a
+	// Manager with a Store (WithStore): another process holds the session,
+	// the store cannot be reached when it must be, or this process lost the
+	// session's lease.
+	ErrSessionLeased    = session.ErrSessionLeased
+	ErrStoreUnavailable = session.ErrStoreUnavailable
+	ErrLeaseLost        = session.ErrLeaseLost
 )
+
+// Store is a shared store of session state and leases, for fleets; see
+// package store, and package store/redis for Redis.
+type Store = session.Store
+
+// StoreStats counts what a Manager's store machinery has done.
+type StoreStats = session.StoreStats
 
 // NewManager returns a running Manager; see session.NewManager.
 func NewManager(opts ...Option) *Manager { return session.NewManager(opts...) }
@@ -143,3 +157,27 @@ func WithLogger(l *slog.Logger) Option { return session.WithLogger(l) }
 // name, the order in which a session with a browser preset writes that
 // request's headers, over the preset's order. It is never sent.
 const HeaderOrderKey = session.HeaderOrderKey
+
+// WithStore makes the Manager one process of a fleet sharing st; see
+// session.WithStore.
+func WithStore(st Store) Option { return session.WithStore(st) }
+
+// WithOwner names this process in the store's leases.
+func WithOwner(name string) Option { return session.WithOwner(name) }
+
+// WithLeaseTTL sets how long a lease lasts without renewal.
+func WithLeaseTTL(d time.Duration) Option { return session.WithLeaseTTL(d) }
+
+// WithStateTTL sets how long the store keeps a session's state after its
+// last save.
+func WithStateTTL(d time.Duration) Option { return session.WithStateTTL(d) }
+
+// WithSaveInterval sets how often a long-lived session that changed is
+// saved; 0 means only at close, eviction and shutdown.
+func WithSaveInterval(d time.Duration) Option { return session.WithSaveInterval(d) }
+
+// WithStoreTimeout bounds each store operation made for one caller.
+func WithStoreTimeout(d time.Duration) Option { return session.WithStoreTimeout(d) }
+
+// WithFleetMaxSessions caps the leases held at once across the fleet.
+func WithFleetMaxSessions(n int) Option { return session.WithFleetMaxSessions(n) }

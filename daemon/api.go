@@ -148,6 +148,10 @@ func (s *Server) restoreSession(w http.ResponseWriter, r *http.Request) {
 // statusOf maps roster's errors to HTTP statuses.
 func statusOf(err error) int {
 	switch {
+	case errors.Is(err, session.ErrStoreUnavailable):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, session.ErrSessionLeased):
+		return http.StatusLocked // driven by another process of the fleet
 	case errors.Is(err, session.ErrMaxSessions):
 		return http.StatusTooManyRequests
 	case errors.Is(err, session.ErrSessionNotFound):

@@ -102,7 +102,32 @@ func newMetrics(m *session.Manager, sweep prometheus.Histogram, reg prometheus.R
 			}
 		}
 	}
+	registerStoreMetrics(m, reg)
 	return mt
+}
+
+// registerStoreMetrics adds the fleet's store metrics (all zero without a
+// store), read from Manager.StoreStats at scrape time.
+func registerStoreMetrics(m *session.Manager, reg prometheus.Registerer) {
+	stat := func(name, help string, kind prometheus.ValueType, f func(session.StoreStats) float64) prometheus.Collector {
+		desc := prometheus.NewDesc(name, help, nil, nil)
+		return collectorFunc{desc: desc, collect: func(ch chan<- prometheus.Metric) {
+			ch <- prometheus.MustNewConstMetric(desc, kind, f(m.StoreStats()))
+		}}
+	}
+	reg.MustRegister(
+		stat("roster_store_leases_held", "Sessions held under a lease in the fleet's store.", prometheus.GaugeValue, func(s session.StoreStats) float64 { return float64(s.LeasesHeld) }),
+		stat("roster_store_restores_total", "Sessions restored from the store on a miss.", prometheus.CounterValue, func(s session.StoreStats) float64 { return float64(s.Restores) }),
+		stat("roster_store_saves_total", "Session states written to the store.", prometheus.CounterValue, func(s session.StoreStats) float64 { return float64(s.Saves) }),
+		stat("roster_store_save_errors_total", "Session states the store did not take (kept and retried).", prometheus.CounterValue, func(s session.StoreStats) float64 { return float64(s.SaveErrors) }),
+		stat("roster_store_errors_total", "Store operations that could not reach the store.", prometheus.CounterValue, func(s session.StoreStats) float64 { return float64(s.Errors) }),
+		stat("roster_store_fenced_total", "Writes refused because a newer lease exists.", prometheus.CounterValue, func(s session.StoreStats) float64 { return float64(s.Fenced) }),
+		stat("roster_store_leases_lost_total", "Sessions dropped because their lease expired or was taken.", prometheus.CounterValue, func(s session.StoreStats) float64 { return float64(s.LeasesLost) }),
+		stat("roster_store_unsaved", "Closed sessions whose state waits in memory for the store.", prometheus.GaugeValue, func(s session.StoreStats) float64 { return float64(s.Unsaved) }),
+		stat("roster_store_operations_total", "Store operations (round trips or pipelines).", prometheus.CounterValue, func(s session.StoreStats) float64 { return float64(s.Ops) }),
+		stat("roster_store_latency_seconds_total", "Time spent in store operations, summed; divide by roster_store_operations_total.", prometheus.CounterValue, func(s session.StoreStats) float64 { return s.TotalLatency.Seconds() }),
+		stat("roster_store_last_latency_seconds", "Duration of the last store operation.", prometheus.GaugeValue, func(s session.StoreStats) float64 { return s.LastLatency.Seconds() }),
+	)
 }
 
 func (mt *metrics) request(status int) {

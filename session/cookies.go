@@ -26,12 +26,14 @@ func (s *Session) SetCookies(cs []CookieState) error {
 	if s.noJar {
 		return fmt.Errorf("session %q has no cookie jar", s.id)
 	}
+	s.changed()
 	return s.cookieJar(true).Import(cs)
 }
 
 // ClearCookies empties the session's jar.
 func (s *Session) ClearCookies() {
 	if j := s.cookieJar(false); j != nil {
+		s.changed()
 		j.Clear()
 	}
 }
@@ -48,6 +50,7 @@ func (s *Session) cookieCount() int {
 // at once and busy ones when their requests end, so no request after
 // SetProxy returns goes out through the old proxy.
 func (s *Session) SetProxy(proxyURL string) error {
+	s.changed()
 	cfg := s.Config()
 	cfg.Proxy = proxyURL
 	if err := cfg.Validate(); err != nil {

@@ -37,6 +37,10 @@ import (
 //
 // A Manager must not be copied; use the *Manager NewManager returns. go vet
 // reports most copies; one it misses still shares the original's state.
+//
+// With a store (WithStore), the Manager is one process of a fleet: see
+// WithStore for what it saves, restores and leases. Such a Manager runs a
+// goroutine for its leases that keeps it reachable: call Shutdown.
 type Manager struct {
 	noCopy noCopy
 	c      *core
@@ -62,6 +66,7 @@ type core struct {
 	// collected, set by tests only, sees each session a sweep removes,
 	// before its exit is settled.
 	collected func(*Session)
+	fleet   *fleet // nil without a store
 
 	maxSessions atomic.Int64
 	timeout     atomic.Int64 // nanoseconds
@@ -109,7 +114,8 @@ type ManagerStats struct {
 	// Closed counts sessions closed by their holder, CloseSession or
 	// Shutdown.
 	Closed int64 `json:"closed"`
-	// Evicted counts sessions evicted for idleness.
+	// Evicted counts sessions evicted for idleness, or dropped for a lost
+	// lease (StoreStats.LeasesLost).
 	Evicted int64 `json:"evicted"`
 	// Rejected counts creates refused at the cap (not those refused for a
 	// bad config, an unknown preset or a taken ID).
@@ -142,15 +148,20 @@ func NewManager(opts ...Option) *Manager {
 	}
 	c.maxSessions.Store(int64(o.maxSessions))
 	c.timeout.Store(int64(o.timeout))
+	c.fleet = newFleet(c, o.store, o.logger)
 	// The sweeper holds the core weakly, and its cleanup holds only the
 	// sweeper: the core becomes unreachable when the program has let go of
-	// the Manager and of every session, and then the goroutines stop.
+	// the Manager and of every session, and then the goroutines stop. (A
+	// fleet's lease goroutine holds the core: with a store, call Shutdown.)
 	wc := weak.Make(c)
 	c.sweeper = evict.StartSweeper(c.tb, o.interval, func() {
 		if c := wc.Value(); c != nil {
 			c.sweep()
 		}
 	})
+	if c.fleet != nil {
+		c.fleet.run()
+	}
 	runtime.AddCleanup(c, (*evict.Sweeper).Stop, c.sweeper)
 	return &Manager{c: c}
 }
@@ -165,7 +176,7 @@ func (m *Manager) CreateSession(config *protocol.SessionConfig) (string, error) 
 	if err := checkConfig(config); err != nil {
 		return "", err
 	}
-	return m.c.createNew(config, func() error { return m.c.reserve() })
+	return m.c.createNew(context.Background(), false, config, func() error { return m.c.reserve() })
 }
 
 // checkConfig reports what would make a create with config fail whatever
@@ -181,14 +192,14 @@ func checkConfig(config *protocol.SessionConfig) error {
 }
 
 // createNew reserves a slot with reserve and registers a session under a
-// new ID in it.
-func (c *core) createNew(config *protocol.SessionConfig, reserve func() error) (string, error) {
+// new ID in it; wait makes it wait for a fleet slot until ctx ends.
+func (c *core) createNew(ctx context.Context, wait bool, config *protocol.SessionConfig, reserve func() error) (string, error) {
 	for {
 		if err := reserve(); err != nil {
 			return "", err
 		}
 		id := idgen.New()
-		err := c.register(id, config)
+		err := c.register(ctx, wait, id, config)
 		// 80 random bits make a collision all but impossible; if one
 		// happens, register has given the slot back: start again.
 		if !errors.Is(err, ErrSessionExists) {
@@ -216,7 +227,7 @@ func (m *Manager) CreateSessionWithID(id string, config *protocol.SessionConfig)
 	if err := m.c.reserve(); err != nil {
 		return err
 	}
-	return m.c.register(id, config)
+	return m.c.register(context.Background(), false, id, config)
 }
 
 // checkFree fails with ErrSessionExists if a session is registered under
@@ -238,14 +249,18 @@ func (m *Manager) CreateSessionWait(ctx context.Context, config *protocol.Sessio
 	if err := checkConfig(config); err != nil {
 		return "", err
 	}
-	return m.c.createNew(config, func() error { return m.c.reserveWait(ctx) })
+	return m.c.createNew(ctx, true, config, func() error { return m.c.reserveWait(ctx) })
 }
 
 // GetSession returns the open session registered under sessionID and
 // records a use, which postpones its idle eviction. It takes no lock and
 // does not allocate when the session exists; otherwise it returns an error
 // that wraps ErrSessionNotFound (or ErrInvalidID, or ErrManagerClosed after
-// Shutdown) and gives the ID.
+// Shutdown) and gives the ID. With a store, a miss restores the session
+// the store holds under the ID (a round trip): it fails with
+// ErrSessionLeased while another process holds it, ErrMaxSessions at the
+// local or fleet cap, and ErrSessionNotFound wrapping ErrStoreUnavailable
+// when the store cannot be reached.
 func (m *Manager) GetSession(sessionID string) (*Session, error) {
 	c := m.c
 	// Only valid IDs are ever registered, so a hit needs no validation; the
@@ -255,25 +270,36 @@ func (m *Manager) GetSession(sessionID string) (*Session, error) {
 			return s, nil
 		}
 	}
+	if c.fleet != nil {
+		return c.fleet.restore(context.Background(), sessionID, false)
+	}
 	return nil, c.errNotFound(sessionID)
 }
 
 // PeekSession returns the open session registered under sessionID without
 // recording a use, for callers that only look at it (its stats, its saved
 // state): looking does not keep a session from idle eviction. It fails as
-// GetSession does.
+// GetSession does, and restores on a miss as GetSession does.
 func (m *Manager) PeekSession(sessionID string) (*Session, error) {
 	if e, ok := m.c.reg.Load(sessionID); ok {
 		return e.Value(), nil
+	}
+	if m.c.fleet != nil {
+		return m.c.fleet.restore(context.Background(), sessionID, false)
 	}
 	return nil, m.c.errNotFound(sessionID)
 }
 
 // CloseSession closes the session registered under sessionID and frees its
 // slot, after running the eviction hook with EvictClosed. It fails with
-// ErrSessionNotFound if there is none.
+// ErrSessionNotFound if there is none. With a store, it also saves the
+// session's state and releases its lease, so that any process of the fleet
+// may restore it; DeleteSession removes it instead.
 func (m *Manager) CloseSession(sessionID string) error {
 	c := m.c
+	if c.fleet != nil {
+		return c.fleet.closeSession(sessionID, false)
+	}
 	s, ok := c.reg.Delete(sessionID)
 	if !ok {
 		return c.errNotFound(sessionID)
@@ -468,11 +494,14 @@ func (c *core) reserveWait(ctx context.Context) error {
 
 // register builds and registers a session in a slot already reserved; on
 // failure it gives the slot back.
-func (c *core) register(id string, config *protocol.SessionConfig) error {
+func (c *core) register(ctx context.Context, wait bool, id string, config *protocol.SessionConfig) error {
 	s, err := newSession(id, config, c.tb, c)
 	if err != nil {
 		c.release()
 		return err
+	}
+	if c.fleet != nil {
+		return c.fleet.registerLeased(ctx, s, true, wait)
 	}
 	return c.insert(s)
 }
@@ -531,14 +560,18 @@ func (c *core) sweep() int {
 	start := time.Now()
 	now := c.tb.Now()
 	n := 0
-	c.reg.Sweep(now, now-timeout, (*Session).busy, func(s *Session) {
-		if c.collected != nil {
-			c.collected(s)
-		}
-		if c.retire(s, EvictIdle) {
-			n++
-		}
-	})
+	if c.fleet != nil {
+		n = c.fleet.sweep(now, now-timeout)
+	} else {
+		c.reg.Sweep(now, now-timeout, (*Session).busy, func(s *Session) {
+			if c.collected != nil {
+				c.collected(s)
+			}
+			if c.retire(s, EvictIdle) {
+				n++
+			}
+		})
+	}
 	if c.onSweep != nil {
 		c.onSweep(time.Since(start), n)
 	}
@@ -558,6 +591,21 @@ func (c *core) retire(s *Session, reason EvictReason) bool {
 	if claimed {
 		c.runHook(s, reason)
 	}
+	c.settle(s)
+	return claimed
+}
+
+// drop ends a session that leaves without its hook: one whose fleet lease
+// was lost. It claims the exit as an eviction, so that a racing Close
+// neither runs the hook nor counts the session again.
+func (c *core) drop(s *Session) {
+	s.exit.CompareAndSwap(0, int32(EvictIdle))
+	c.settle(s)
+}
+
+// settle closes a session whose exit is claimed and frees its slot once,
+// counted under the claimed reason.
+func (c *core) settle(s *Session) {
 	s.shutdown()
 	if s.accounted.CompareAndSwap(false, true) {
 		if EvictReason(s.exit.Load()) == EvictIdle {
@@ -566,7 +614,6 @@ func (c *core) retire(s *Session, reason EvictReason) bool {
 			c.left(&c.closed)
 		}
 	}
-	return claimed
 }
 
 // runHook calls the eviction hook, recovering and logging a panic.
@@ -632,7 +679,15 @@ func (c *core) shutdown(ctx context.Context, drain bool) error {
 	if drain {
 		err = c.drain(ctx)
 	}
-	c.reg.Drain(func(s *Session) { c.retire(s, EvictShutdown) })
+	var saves []*Session
+	c.reg.Drain(func(s *Session) {
+		if c.retire(s, EvictShutdown) && c.fleet != nil {
+			saves = append(saves, s)
+		}
+	})
+	if c.fleet != nil {
+		c.fleet.shutdown(ctx, saves, drain)
+	}
 	return err
 }
 

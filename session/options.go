@@ -58,6 +58,7 @@ type options struct {
 	onEvict     func(*Session, EvictReason)
 	onSweep     func(time.Duration, int)
 	logger      *slog.Logger
+	store       storeOptions
 }
 
 func defaultOptions() options {

@@ -31,6 +31,7 @@ type Session struct {
 	// entry is allocated apart, not embedded: Gets touch entries only, and
 	// packed together they stay in cache where Sessions would not.
 	entry   *shard.Entry[*Session]
+	ls      *leaseState                 // nil without a store
 	noJar   bool                        // WithoutCookieJar
 	jar     atomic.Pointer[cookies.Jar] // made on first use
 	tickets ticketCache
@@ -242,6 +243,10 @@ func (s *Session) Close() error {
 		s.shutdown()
 		return nil
 	}
+	if s.ls != nil {
+		s.mgr.fleet.closeOne(s)
+		return nil
+	}
 	// Remove fails when another exit has removed the session, or when it
 	// was never registered (a create that failed): retire settles the
 	// first, and the second cannot be reached by a caller.
@@ -281,7 +286,7 @@ func (s *Session) beginRequest() error {
 	// left its Manager: the sweeper evicted it first.
 	if !s.entry.Touch(s.tb.Now()) || s.closed.Load() {
 		s.endRequest()
-		return ErrSessionClosed
+		return s.errClosed()
 	}
 	// A Manager shutting down takes no new requests, so that the ones in
 	// flight can drain.

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -117,6 +118,12 @@ func (m *Manager) RestoreSession(data []byte) (string, error) {
 	if err != nil {
 		c.release()
 		return "", err
+	}
+	if c.fleet != nil {
+		if err := c.fleet.registerLeased(context.Background(), s, false, false); err != nil {
+			return "", err
+		}
+		return s.id, nil
 	}
 	if err := c.insert(s); err != nil {
 		return "", err

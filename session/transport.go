@@ -58,7 +58,7 @@ func (s *Session) http() (*httpState, error) {
 	s.hsMu.Lock()
 	defer s.hsMu.Unlock()
 	if s.closed.Load() {
-		return nil, ErrSessionClosed
+		return nil, s.errClosed()
 	}
 	if h := s.hs.Load(); h != nil {
 		return h, nil

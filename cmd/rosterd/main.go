@@ -8,6 +8,10 @@
 // A token given with -token shows in the process list: prefer -token-file
 // or ROSTER_TOKEN.
 //
+// With -redis, rosterd is one process of a fleet that shares sessions
+// through Redis (see README.md, Fleets): -fleet-max-sessions, -lease-ttl
+// and -save-interval shape it.
+//
 // The first SIGINT or SIGTERM stops taking requests and waits up to
 // -shutdown-timeout for those running; a second one stops at once.
 package main
@@ -73,6 +77,7 @@ type config struct {
 	maxTunnelsPerSess int
 	tunnelIdleTimeout time.Duration
 	version           bool
+	fleet             fleetConfig
 }
 
 // envName is the environment variable of a flag.
@@ -168,6 +173,12 @@ by the environment variable in brackets; a flag on the command line wins.
 	num(&c.maxTunnelsPerSess, "max-tunnels-per-session", daemon.DefaultMaxTunnelsPerSession, "cap on CONNECT tunnels open at once per session, 0 for none")
 	dur(&c.tunnelIdleTimeout, "tunnel-idle-timeout", daemon.DefaultTunnelIdleTimeout, "close a CONNECT tunnel with no bytes either way for this long, 0 for never")
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")
+	fleetFlags := addFleetFlags(fs, func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	})
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -202,6 +213,11 @@ by the environment variable in brackets; a flag on the command line wins.
 	if err := tokenFrom(c, given["token"], getenv); err != nil {
 		return nil, err
 	}
+	fleet, err := fleetFlags(getenv)
+	if err != nil {
+		return nil, err
+	}
+	c.fleet = fleet
 	return c, nil
 }
 
@@ -262,14 +278,19 @@ func run(ctx context.Context, force <-chan struct{}, args []string, getenv func(
 		_, _ = rand.Read(b)
 		c.token = hex.EncodeToString(b)
 	}
+	storeOpts, closeStore, err := c.fleet.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 	srv, err := daemon.New(daemon.Options{
 		Token:  c.token,
 		Logger: log,
-		ManagerOptions: []session.Option{
+		ManagerOptions: append([]session.Option{
 			session.WithMaxSessions(c.maxSessions),
 			session.WithSessionTimeout(c.sessionTimeout),
 			session.WithCleanupInterval(c.cleanupInterval),
-		},
+		}, storeOpts...),
 		MaxConns:             none(c.maxConns),
 		MaxHeaderBytes:       none(c.maxHeaderBytes),
 		IdleTimeout:          none(c.idleTimeout),
