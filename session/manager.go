@@ -66,7 +66,7 @@ type core struct {
 	// collected, set by tests only, sees each session a sweep removes,
 	// before its exit is settled.
 	collected func(*Session)
-	fleet   *fleet // nil without a store
+	fleet     *fleet // nil without a store
 
 	maxSessions atomic.Int64
 	timeout     atomic.Int64 // nanoseconds
