@@ -12,11 +12,12 @@ import (
 	"time"
 
 	"github.com/rosterhq/roster"
+	rstore "github.com/rosterhq/roster/store/redis"
 )
 
 // The README's examples are these functions, copied: go test compiles and
-// runs each. They need nothing but the roster package and the standard
-// library, and talk only to a server on 127.0.0.1.
+// runs each (but Example_fleet, which needs Redis). They talk only to a
+// server on 127.0.0.1.
 
 // A session in use: a request that sets a cookie, the session saved to a
 // file, closed, and restored later under the same ID with its cookies.
@@ -160,4 +161,17 @@ func Example_decodeConfig() {
 	// Output:
 	// firefox-latest 30000 chrome-latest
 	// invalid session config: key "Timeout": field names are case-sensitive, want "timeout"
+}
+
+// Example_fleet is the README's Fleets snippet: a Manager that shares its
+// sessions with other processes through Redis. It is compiled, not run (it
+// needs a redis-server on 6379); session's store tests run the same calls
+// against a real one.
+func Example_fleet() {
+	ctx := context.Background()
+	client, _ := rstore.Dial(ctx, "redis://127.0.0.1:6379/0", "", 2*time.Second) // rstore = roster/store/redis
+	st, _ := rstore.New(client, rstore.Options{Prefix: "myapp:"})
+	m := roster.NewManager(roster.WithStore(st), roster.WithFleetMaxSessions(500))
+	defer client.Close() // after m.Shutdown, which saves every session
+	defer m.Shutdown()
 }

@@ -64,7 +64,7 @@ func TestBinaryFleet(t *testing.T) {
 	srv := redistest.Start(t)
 	be := backend(t, nil)
 	bin := buildRosterd(t, t.TempDir())
-	const tok = "T0K-fleet"
+	const tok = "T0K-fleet-0123456789"
 	start := func(extra ...string) *daemonProc {
 		return startDaemon(t, bin, append([]string{"-listen", "127.0.0.1:0", "-token", tok, "-redis", srv.URL(),
 			"-lease-ttl", "1s", "-save-interval", "100ms"}, extra...)...)
