@@ -1,0 +1,78 @@
+package bench
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/rosterhq/roster/internal/fingerprint"
+	"github.com/rosterhq/roster/session"
+)
+
+// TestWireContenders checks that the fingerprinted workloads compare what
+// they claim to: through the project's fingerprinting server, every
+// contender speaks HTTP/2 over TLS and sends the preset's User-Agent, and
+// the two fingerprinted ones send the preset's headers in its order and
+// show a browser's handshake rather than Go's. The JA4 and Akamai strings
+// are logged (-v) for the README.
+func TestWireContenders(t *testing.T) {
+	fs, err := fingerprint.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	p := mustPreset(t)
+	ts := &tlsServer{caPEM: string(fs.CertPEM()), pool: fs.RootCAs()}
+	m := session.NewManager(session.WithCleanupInterval(0))
+	defer m.Shutdown()
+
+	var ua string
+	for _, h := range p.Headers {
+		if h.Name == "User-Agent" {
+			ua = h.Value
+		}
+	}
+	ja4, akamai := map[string]string{}, map[string]string{}
+	for _, impl := range wireImpls {
+		c := impl.new(t, wireEnv{ts: ts, m: m})
+		getH2(t, c, fs.URL())
+		c.close()
+		r, ok := fs.Last()
+		if !ok || r.HTTP2 == nil {
+			t.Fatalf("%s: the server saw no HTTP/2 request", impl.name)
+		}
+		t.Logf("%-10s JA4 %s  HTTP/2 %s", impl.name, r.TLS.JA4, r.HTTP2.Akamai)
+		ja4[impl.name] = r.TLS.JA4
+		if got := r.UserAgent(); ua == "" || got != ua {
+			t.Errorf("%s: User-Agent %q, want the preset's %q", impl.name, got, ua)
+		}
+		if impl.name == "roster" || impl.name == "tls-client" {
+			if got, want := r.HTTP2.HeaderOrder, sentOrder(p.Order(), r.HTTP2.HeaderOrder); !slices.Equal(got, want) {
+				t.Errorf("%s: header order\n%q\nwant the preset's\n%q", impl.name, got, want)
+			}
+		}
+		if len(r.HTTP2.HeaderOrder) != len(p.Headers) {
+			t.Errorf("%s: sent %d headers %q; the preset has %d", impl.name, len(r.HTTP2.HeaderOrder), r.HTTP2.HeaderOrder, len(p.Headers))
+		}
+		akamai[impl.name] = r.HTTP2.Akamai
+	}
+	if akamai["roster-go"] != akamai["nethttp"] {
+		t.Errorf("roster-go's HTTP/2 %s is not Go's %s", akamai["roster-go"], akamai["nethttp"])
+	}
+	for _, name := range []string{"roster", "tls-client"} {
+		if ja4[name] == ja4["nethttp"] {
+			t.Errorf("%s shows Go's JA4 %s", name, ja4[name])
+		}
+	}
+}
+
+// sentOrder is order restricted to the names in sent: the order a client
+// following order writes the headers it has.
+func sentOrder(order, sent []string) []string {
+	var out []string
+	for _, n := range order {
+		if slices.Contains(sent, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
