@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"context"
+	"crypto/tls"
 	"slices"
 	"testing"
 
 	"github.com/rosterhq/roster/internal/fingerprint"
+	"github.com/rosterhq/roster/protocol"
 	"github.com/rosterhq/roster/session"
 )
 
@@ -75,4 +78,46 @@ func sentOrder(order, sent []string) []string {
 		}
 	}
 	return out
+}
+
+// TestFingerprintedTLSState checks Response.TLS on a fingerprinted session:
+// responses on one connection share one state, and a new connection (the
+// server closed the first) gets its own, which shows the resumption of the
+// first connection's session.
+func TestFingerprintedTLSState(t *testing.T) {
+	ts := newTLSServer()
+	defer ts.srv.Close()
+	m := session.NewManager(session.WithCleanupInterval(0))
+	defer m.Shutdown()
+	id, err := m.CreateSession(&protocol.SessionConfig{Preset: fpPreset, CACerts: ts.caPEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := m.GetSession(id)
+	get := func() *tls.ConnectionState {
+		t.Helper()
+		resp, err := s.Get(context.Background(), ts.srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := drainProto(resp.Body, resp.ProtoMajor); err != nil {
+			t.Fatal(err)
+		}
+		if resp.TLS == nil || !resp.TLS.HandshakeComplete {
+			t.Fatalf("Response.TLS = %+v", resp.TLS)
+		}
+		return resp.TLS
+	}
+	first, again := get(), get()
+	if first != again {
+		t.Error("two responses on one connection have different TLS states")
+	}
+	if first.DidResume {
+		t.Error("the first connection resumed a session")
+	}
+	ts.srv.CloseClientConnections()
+	second := get()
+	if second == first || !second.DidResume {
+		t.Errorf("the second connection shows the first's state (same: %v) or did not resume (DidResume %v)", second == first, second.DidResume)
+	}
 }
