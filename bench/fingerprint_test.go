@@ -56,11 +56,23 @@ type wireClient struct {
 }
 
 // wireEnv is what the contenders' clients are made against: the server,
-// and the Manager that roster's sessions belong to (one per benchmark, as
-// a program serving many sessions would have).
+// the Manager that roster's sessions belong to (one per benchmark, as a
+// program serving many sessions would have), and whether the clients skip
+// certificate verification instead of trusting the server's certificate
+// through their own option for a private CA.
 type wireEnv struct {
-	ts *tlsServer
-	m  *session.Manager
+	ts         *tlsServer
+	m          *session.Manager
+	skipVerify bool
+}
+
+// sessionConfig is a session config for preset p that trusts the server
+// (or skips verification).
+func (env wireEnv) sessionConfig(p string) *protocol.SessionConfig {
+	if env.skipVerify {
+		return &protocol.SessionConfig{Preset: p, InsecureSkipVerify: true}
+	}
+	return &protocol.SessionConfig{Preset: p, CACerts: env.ts.caPEM}
 }
 
 // wireImpl makes a fresh client of one contender.
@@ -86,18 +98,19 @@ type wireImpl struct {
 //     headers set on each request.
 var wireImpls = []wireImpl{
 	{"roster", func(b testing.TB, env wireEnv) wireClient {
-		return rosterClient(b, env.m, &protocol.SessionConfig{Preset: fpPreset, CACerts: env.ts.caPEM})
+		return rosterClient(b, env.m, env.sessionConfig(fpPreset))
 	}},
 	{"tls-client", newTLSClient},
 	{"roster-go", func(b testing.TB, env wireEnv) wireClient {
-		hs := make(map[string]string)
+		cfg := env.sessionConfig("go")
+		cfg.Headers = make(map[string]string)
 		for _, h := range mustPreset(b).Headers {
-			hs[h.Name] = h.Value
+			cfg.Headers[h.Name] = h.Value
 		}
-		return rosterClient(b, env.m, &protocol.SessionConfig{Preset: "go", CACerts: env.ts.caPEM, Headers: hs})
+		return rosterClient(b, env.m, cfg)
 	}},
 	{"nethttp", func(b testing.TB, env wireEnv) wireClient {
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: env.ts.pool}, ForceAttemptHTTP2: true}
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: env.ts.pool, InsecureSkipVerify: env.skipVerify}, ForceAttemptHTTP2: true}
 		c := &http.Client{Transport: tr}
 		hdr := http.Header{}
 		mustPreset(b).Apply(hdr)
@@ -158,13 +171,17 @@ func rosterClient(b testing.TB, m *session.Manager, cfg *protocol.SessionConfig)
 }
 
 func newTLSClient(b testing.TB, env wireEnv) wireClient {
-	c, err := tlsclient.NewHttpClient(tlsclient.NewNoopLogger(),
+	opts := []tlsclient.HttpClientOption{
 		tlsclient.WithClientProfile(profiles.Chrome_133),
 		tlsclient.WithRandomTLSExtensionOrder(),
 		tlsclient.WithTimeoutSeconds(30),
 		tlsclient.WithCookieJar(tlsclient.NewCookieJar()),
 		tlsclient.WithTransportOptions(&tlsclient.TransportOptions{RootCAs: env.ts.pool}),
-	)
+	}
+	if env.skipVerify {
+		opts = append(opts, tlsclient.WithInsecureSkipVerify())
+	}
+	c, err := tlsclient.NewHttpClient(tlsclient.NewNoopLogger(), opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -265,21 +282,34 @@ func BenchmarkFingerprintedGet(b *testing.B) {
 // which connects, runs a full TLS handshake (a new client has no ticket to
 // resume) and the HTTP/2 preface, sends one GET and reads the body; then
 // the client is closed. Whatever a contender builds per client counts.
+//
+// verify=ca: each client trusts the server's certificate through its own
+// option for a private CA (roster's CACerts, a PEM string in the config;
+// tls-client's TransportOptions.RootCAs and net/http's RootCAs, a pool
+// built once). verify=skip: every client skips the chain verification
+// (InsecureSkipVerify), which leaves out what trusting a private CA costs
+// each library per client.
 func BenchmarkFingerprintedHandshake(b *testing.B) {
 	ctx := context.Background()
 	runWire(b, func(b *testing.B, impl wireImpl, env wireEnv) {
-		c := impl.new(b, env)
-		getH2(b, c, env.ts.srv.URL)
-		c.close()
-		b.ReportAllocs()
-		cpu, ok := processCPU()
-		for b.Loop() {
-			c := impl.new(b, env)
-			if _, err := c.get(ctx, env.ts.srv.URL); err != nil {
-				b.Fatal(err)
-			}
-			c.close()
+		for _, verify := range []string{"ca", "skip"} {
+			b.Run("verify="+verify, func(b *testing.B) {
+				env := env
+				env.skipVerify = verify == "skip"
+				c := impl.new(b, env)
+				getH2(b, c, env.ts.srv.URL)
+				c.close()
+				b.ReportAllocs()
+				cpu, ok := processCPU()
+				for b.Loop() {
+					c := impl.new(b, env)
+					if _, err := c.get(ctx, env.ts.srv.URL); err != nil {
+						b.Fatal(err)
+					}
+					c.close()
+				}
+				cpuPerOp(b, cpu, ok)
+			})
 		}
-		cpuPerOp(b, cpu, ok)
 	})
 }
