@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	fhttp "github.com/bogdanfinn/fhttp"
@@ -48,6 +49,9 @@ type fpTransport struct {
 	order  []string         // host, connection, then the preset's order
 	tlsCfg *utls.Config     // shared by every connection; the spec is per connection
 	alpn   []string         // replaces the preset's ALPN when a protocol is forced
+
+	// lastTLS is the latest translated connection state (see tlsState).
+	lastTLS atomic.Pointer[tlsState]
 }
 
 func (h *httpState) newFPTransport() *fpTransport {
@@ -190,24 +194,24 @@ func (ft *fpTransport) CloseIdleConnections() {
 
 // RoundTrip sends req over fhttp and translates the response back.
 func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	freq := &fhttp.Request{
-		Method:           req.Method,
-		URL:              req.URL,
-		Proto:            req.Proto,
-		ProtoMajor:       req.ProtoMajor,
-		ProtoMinor:       req.ProtoMinor,
-		Header:           ft.header(req.Header, ft.http1Only(req.URL)),
-		Body:             req.Body,
-		ContentLength:    req.ContentLength,
-		TransferEncoding: req.TransferEncoding,
-		Close:            req.Close,
-		Host:             req.Host,
-		Trailer:          fhttp.Header(req.Trailer),
-	}
-	if req.GetBody != nil {
-		freq.GetBody = req.GetBody
-	}
-	freq = freq.WithContext(req.Context())
+	// WithContext is the only way to set an fhttp.Request's context, and it
+	// copies the request and clones its URL: called on an empty request,
+	// it copies nothing. The URL is shared, as net/http's WithContext
+	// does; fhttp's transports do not change it.
+	freq := new(fhttp.Request).WithContext(req.Context())
+	freq.Method = req.Method
+	freq.URL = req.URL
+	freq.Proto = req.Proto
+	freq.ProtoMajor = req.ProtoMajor
+	freq.ProtoMinor = req.ProtoMinor
+	freq.Header = ft.header(req.Header, ft.http1Only(req.URL))
+	freq.Body = req.Body
+	freq.GetBody = req.GetBody
+	freq.ContentLength = req.ContentLength
+	freq.TransferEncoding = req.TransferEncoding
+	freq.Close = req.Close
+	freq.Host = req.Host
+	freq.Trailer = fhttp.Header(req.Trailer)
 	var (
 		fresp *fhttp.Response
 		err   error
@@ -233,7 +237,7 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		Uncompressed:     fresp.Uncompressed,
 		Trailer:          http.Header(fresp.Trailer),
 		Request:          req,
-		TLS:              connectionState(fresp.TLS),
+		TLS:              ft.tlsState(fresp.TLS),
 	}
 	resp.Body = fresp.Body
 	if fresp.Body != nil && fresp.Body != fhttp.NoBody {
@@ -328,6 +332,30 @@ func (b *trailerBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// tlsState is a connection state translated for Response.TLS, and the
+// uTLS state it was made from.
+type tlsState struct {
+	from *utls.ConnectionState
+	to   *tls.ConnectionState
+}
+
+// tlsState returns s translated. fhttp gives every response on a
+// connection the same *utls.ConnectionState, so the latest translation is
+// kept and reused while requests stay on that connection: the responses
+// then share one *tls.ConnectionState, as net/http's responses on one
+// connection do.
+func (ft *fpTransport) tlsState(s *utls.ConnectionState) *tls.ConnectionState {
+	if s == nil {
+		return nil
+	}
+	if last := ft.lastTLS.Load(); last != nil && last.from == s {
+		return last.to
+	}
+	t := &tlsState{from: s, to: connectionState(s)}
+	ft.lastTLS.Store(t)
+	return t.to
+}
+
 // connectionState translates uTLS's connection state into crypto/tls's,
 // for Response.TLS.
 func connectionState(s *utls.ConnectionState) *tls.ConnectionState {
@@ -340,7 +368,6 @@ func connectionState(s *utls.ConnectionState) *tls.ConnectionState {
 		DidResume:                   s.DidResume,
 		CipherSuite:                 s.CipherSuite,
 		NegotiatedProtocol:          s.NegotiatedProtocol,
-		NegotiatedProtocolIsMutual:  s.NegotiatedProtocolIsMutual, //nolint:staticcheck // kept for callers that read it
 		ServerName:                  s.ServerName,
 		PeerCertificates:            s.PeerCertificates,
 		VerifiedChains:              s.VerifiedChains,

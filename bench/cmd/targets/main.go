@@ -1,6 +1,6 @@
 // Command targets reads the output of roster's comparison benchmarks (see
-// bench/run.sh) and checks the targets of issue 4, each as a ratio of
-// medians taken from the same run.
+// bench/run.sh) and checks the targets of issues 4 and 9, each as a ratio
+// of medians taken from the same run.
 //
 // Usage:
 //
@@ -222,7 +222,7 @@ func report(w io.Writer, r results) int {
 	}
 	for _, p := range r.procs("BenchmarkBytesPerSession") {
 		v, ok := r.median("BenchmarkBytesPerSession-"+p, "roster", "B/session")
-		add(check{name: "idle never-used *session.Session: under 4 KiB", got: v, limit: 4096, unit: "B/session"}, ok)
+		add(check{name: "idle never-used *session.Session (fingerprinted preset): under 4 KiB", got: v, limit: 4096, unit: "B/session"}, ok)
 	}
 
 	for _, p := range r.procs("BenchmarkChurn") {
@@ -248,7 +248,21 @@ func report(w io.Writer, r results) int {
 		add(check{name: "request via Session.Get -cpu=" + p + ": at most 10 extra allocs", got: got - ref, limit: 10, inclusive: true, unit: "allocs"}, ok1 && ok2)
 	}
 
-	fmt.Fprintln(w, "issue-4 targets (medians of the same run; ratio = roster / reference)")
+	// Issue 9: the fingerprinted stack's cost. roster's fingerprinted
+	// session against tls-client, the library on the same uTLS and fhttp,
+	// by wall-clock time and by the process's CPU time per op (steadier
+	// on a shared machine).
+	for _, p := range r.procs("BenchmarkFingerprintedGet") {
+		b := "BenchmarkFingerprintedGet-" + p
+		for _, u := range []struct{ unit, what string }{{"ns/op", ""}, {"cpu-ns/op", " (CPU time)"}} {
+			got, ok1 := r.median(b, "roster", u.unit)
+			ref, ok2 := r.median(b, "tls-client", u.unit)
+			add(check{name: "fingerprinted Get -cpu=" + p + ": not slower than tls-client" + u.what, got: got, ref: ref, refName: "tls-client",
+				limit: 1, inclusive: true, unit: u.unit}, ok1 && ok2 && ref != 0)
+		}
+	}
+
+	fmt.Fprintln(w, "issue-4 and issue-9 targets (medians of the same run; ratio = roster / reference)")
 	fmt.Fprintln(w)
 	missed := 0
 	for _, c := range checks {

@@ -74,3 +74,38 @@ func TestReport(t *testing.T) {
 		}
 	}
 }
+
+func TestReportFingerprintedGet(t *testing.T) {
+	const in = `BenchmarkFingerprintedGet/impl=roster-2 	 1000	 100 ns/op	 90 cpu-ns/op
+BenchmarkFingerprintedGet/impl=roster-2 	 1000	 120 ns/op	 100 cpu-ns/op
+BenchmarkFingerprintedGet/impl=tls-client-2 	 1000	 110 ns/op	 90 cpu-ns/op
+BenchmarkFingerprintedGet/impl=tls-client-2 	 1000	 110 ns/op	 90 cpu-ns/op
+BenchmarkFingerprintedGet/impl=roster 	 1000	 121 ns/op
+BenchmarkFingerprintedGet/impl=tls-client 	 1000	 120 ns/op
+BenchmarkFingerprintedGet/impl=roster-go-4 	 1000	 50 ns/op
+`
+	r, err := parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	// -cpu=2: 110/110 = 1, at the limit, which it meets, but 95/90 CPU
+	// time, missed; -cpu=1: 121/120, missed, no CPU time, skipped; -cpu=4:
+	// no tls-client figure, skipped.
+	if missed := report(&out, r); missed != 2 {
+		t.Errorf("missed = %d, want 1\n%s", missed, out.String())
+	}
+	for _, want := range []string{
+		"MISSED   fingerprinted Get -cpu=1: not slower than tls-client",
+		"ok       fingerprinted Get -cpu=2: not slower than tls-client",
+		"110 / 110 (tls-client) = 1, goal <= 1",
+		"skipped  fingerprinted Get -cpu=4: not slower than tls-client",
+		"MISSED   fingerprinted Get -cpu=2: not slower than tls-client (CPU time)",
+		"95 / 90 (tls-client) = 1.056, goal <= 1",
+		"skipped  fingerprinted Get -cpu=1: not slower than tls-client (CPU time)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
