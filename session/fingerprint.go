@@ -48,7 +48,9 @@ type fpTransport struct {
 	h2c    *http2.Transport // ForceHTTP2 on http://: HTTP/2 by prior knowledge
 	order  []string         // host, connection, then the preset's order
 	tlsCfg *utls.Config     // shared by every connection; the spec is per connection
-	alpn   []string         // replaces the preset's ALPN when a protocol is forced
+	// http2Only holds the canonical keys of the preset's OmitOnHTTP1.
+	http2Only map[string]bool
+	alpn      []string // replaces the preset's ALPN when a protocol is forced
 
 	// lastTLS is the latest translated connection state (see tlsState).
 	lastTLS atomic.Pointer[tlsState]
@@ -59,6 +61,10 @@ func (h *httpState) newFPTransport() *fpTransport {
 	p := h.s.preset
 	ft := &fpTransport{h: h, p: p}
 	ft.order = withConnHeaders(p.Order())
+	ft.http2Only = make(map[string]bool, len(p.OmitOnHTTP1))
+	for _, n := range p.OmitOnHTTP1 {
+		ft.http2Only[http.CanonicalHeaderKey(n)] = true
+	}
 	ft.tlsCfg = &utls.Config{
 		RootCAs:            h.tlsConf.RootCAs,
 		InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // the caller asked for it
@@ -262,29 +268,23 @@ func (ft *fpTransport) http1Only(u *url.URL) bool {
 // Connection header is added as browsers send it over HTTP/1.1; HTTP/2
 // drops it.
 func (ft *fpTransport) header(h http.Header, http1 bool) fhttp.Header {
-	out := make(fhttp.Header, len(h)+2)
+	defaults := ft.h.defaults
+	out := make(fhttp.Header, len(h)+len(defaults)+2)
 	for k, vv := range h {
-		if k == HeaderOrderKey {
-			continue
+		if k = http.CanonicalHeaderKey(k); k != HeaderOrderKey {
+			out[ft.wireName(k)] = vv
 		}
-		if w, ok := ft.p.WireName(k); ok {
-			if http1 && slices.Contains(ft.p.OmitOnHTTP1, strings.ToLower(w)) {
-				continue
-			}
-			k = w
-		}
-		if k == "Accept-Encoding" {
-			// fhttp's HTTP/1.1 transport decodes every response to a
-			// request whose Accept-Encoding (looked up canonically)
-			// names gzip, whoever asked for it, and hangs on deflate.
-			// Under a lowercase key it leaves the body alone and the
-			// session decodes what it asked for; the cost is the
-			// name's case on HTTP/1.1 (HTTP/2 lowercases every name).
-			k = "accept-encoding"
-		}
-		out[k] = vv
 	}
-	if _, ok := h["Connection"]; !ok && !ft.h.s.config.DisableKeepAlives {
+	// Config and preset headers (canonical keys), under the request's own,
+	// less those the browser sends over HTTP/2 only when this request
+	// surely goes over HTTP/1.1.
+	for k, vv := range defaults {
+		w := ft.wireName(k)
+		if _, ok := out[w]; !ok && !(http1 && ft.http2Only[k]) {
+			out[w] = vv
+		}
+	}
+	if _, ok := out["Connection"]; !ok && !ft.h.s.config.DisableKeepAlives {
 		out["Connection"] = []string{"keep-alive"}
 	}
 	order := ft.order
@@ -297,6 +297,24 @@ func (ft *fpTransport) header(h http.Header, http1 bool) fhttp.Header {
 	}
 	out[fhttp.HeaderOrderKey] = order
 	return out
+}
+
+// wireName is how the header with canonical key k is written: as the
+// browser spells it, and Accept-Encoding in lower case.
+func (ft *fpTransport) wireName(k string) string {
+	if k == "Accept-Encoding" {
+		// fhttp's HTTP/1.1 transport decodes every response to a request
+		// whose Accept-Encoding (looked up canonically) names gzip,
+		// whoever asked for it, and hangs on deflate. Under a lowercase
+		// key it leaves the body alone and the session decodes what it
+		// asked for; the cost is the name's case on HTTP/1.1 (HTTP/2
+		// lowercases every name).
+		return "accept-encoding"
+	}
+	if w, ok := ft.p.WireName(k); ok {
+		return w
+	}
+	return k
 }
 
 // withConnHeaders puts host and connection first in an order that does not

@@ -112,14 +112,17 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	out := req.WithContext(ctx)
-	out.Header = h.defaults.Clone()
-	for k, vv := range req.Header {
-		out.Header[http.CanonicalHeaderKey(k)] = vv
-	}
 	if !s.preset.Fingerprinted() {
+		out.Header = h.defaults.Clone()
+		for k, vv := range req.Header {
+			out.Header[http.CanonicalHeaderKey(k)] = vv
+		}
 		delete(out.Header, HeaderOrderKey) // net/http would refuse the name
 	}
-	decode := req.Header.Get("Accept-Encoding") == "" && out.Header.Get("Accept-Encoding") != "" && req.Method != http.MethodHead
+	// A fingerprinted transport merges the defaults under the request's
+	// headers as it builds fhttp's header, so out keeps req's (shared, not
+	// changed): one copy of the headers, not two.
+	decode := req.Header.Get("Accept-Encoding") == "" && h.defaults.Get("Accept-Encoding") != "" && req.Method != http.MethodHead
 
 	resp, err := h.send(ctx, out)
 	if err != nil {
