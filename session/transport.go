@@ -92,16 +92,9 @@ func newHTTPState(s *Session) (*httpState, error) {
 		ClientSessionCache: &s.tickets,
 	}
 	if cfg.CACerts != "" {
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		certs, err := protocol.ParseCACerts(cfg.CACerts)
+		pool, err := rootsWith(cfg.CACerts)
 		if err != nil {
 			return nil, err
-		}
-		for _, c := range certs {
-			pool.AddCert(c)
 		}
 		h.tlsConf.RootCAs = pool
 	}
@@ -469,4 +462,46 @@ func lookupPreset(cfg *protocol.SessionConfig) (*preset.Preset, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return p, nil
+}
+
+// rootPools caches the system roots plus a config's CACerts, by the PEM
+// text: building one clones the system pool and parses the PEM (about 50
+// KB and 270 allocations), and a worker pool gives every session the same
+// CACerts. A pool is never changed once built, so sessions share it. The
+// cache is small and simply emptied when full: distinct CA sets are few.
+var rootPools struct {
+	sync.Mutex
+	m map[string]*x509.CertPool
+}
+
+const maxRootPools = 16
+
+func rootsWith(pemText string) (*x509.CertPool, error) {
+	rootPools.Lock()
+	pool := rootPools.m[pemText]
+	rootPools.Unlock()
+	if pool != nil {
+		return pool, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	certs, err := protocol.ParseCACerts(pemText)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	rootPools.Lock()
+	defer rootPools.Unlock()
+	if len(rootPools.m) >= maxRootPools {
+		clear(rootPools.m)
+	}
+	if rootPools.m == nil {
+		rootPools.m = make(map[string]*x509.CertPool)
+	}
+	rootPools.m[pemText] = pool
+	return pool, nil
 }

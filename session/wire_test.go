@@ -308,3 +308,29 @@ func TestFingerprintedResumption(t *testing.T) {
 		t.Errorf("resumed hello: psk %v, JA4 %s (first %s)", last.TLS.PreSharedKey, last.TLS.JA4, first.TLS.JA4)
 	}
 }
+
+// TestRootPoolShared: sessions with the same CACerts share one pool,
+// built once; another CA set gets its own.
+func TestRootPoolShared(t *testing.T) {
+	srv, base := fpServer(t)
+	other, otherBase := fpServer(t)
+	a, err := rootsWith(base.CACerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := rootsWith(base.CACerts)
+	c, _ := rootsWith(otherBase.CACerts)
+	if a != b || a == c {
+		t.Fatalf("same PEM: shared %v; other PEM: shared %v", a == b, a == c)
+	}
+	m, _ := newTestManager(t)
+	for _, tc := range []struct {
+		url string
+		cfg protocol.SessionConfig
+	}{{srv.URL(), base}, {other.URL(), otherBase}} {
+		fetchResult(t, newSessionFor(t, m, &tc.cfg), tc.url) // each trusts its own server
+	}
+	if _, err := rootsWith("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"); err == nil {
+		t.Error("a bad PEM was accepted")
+	}
+}
