@@ -587,12 +587,18 @@ func (c *core) sweep() int {
 // runs once, never on a session already closed when it starts, and the
 // session is counted once. It reports whether this call claimed the exit.
 func (c *core) retire(s *Session, reason EvictReason) bool {
-	claimed := s.exit.CompareAndSwap(0, int32(reason))
+	claimed := c.claim(s, reason)
 	if claimed {
 		c.runHook(s, reason)
 	}
 	c.settle(s)
 	return claimed
+}
+
+// claim makes reason the session's exit, unless another exit has claimed
+// it; it reports whether this call did.
+func (c *core) claim(s *Session, reason EvictReason) bool {
+	return s.exit.CompareAndSwap(0, int32(reason))
 }
 
 // drop ends a session that leaves without its hook: one whose fleet lease
@@ -681,7 +687,10 @@ func (c *core) shutdown(ctx context.Context, drain bool) error {
 	}
 	var saves []*Session
 	c.reg.Drain(func(s *Session) {
-		if c.retire(s, EvictShutdown) && c.fleet != nil {
+		c.retire(s, EvictShutdown)
+		// Saved here even when a racing Close claimed the exit: Drain
+		// unlinked the entry first, so that Close found nothing to save.
+		if c.fleet != nil {
 			saves = append(saves, s)
 		}
 	})

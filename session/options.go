@@ -119,6 +119,13 @@ func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
 // anyway. The hook may call Sweep (which does nothing during Shutdown) and
 // the session's Close; it must not call Shutdown or ShutdownContext, which
 // wait for the sweep it runs in.
+//
+// With a store (WithStore) the store is the session's record, and an
+// EvictIdle or EvictClosed hook runs after the session's state was saved
+// and the session closed, once the ID's lock is free (so the hook may close
+// the session or look its ID up): it observes the exit, and what it changes
+// is not saved. A session dropped for a lost lease gets no hook. An
+// EvictShutdown hook runs before the final save, as without a store.
 func WithOnEvict(hook func(s *Session, reason EvictReason)) Option {
 	return func(o *options) { o.onEvict = hook }
 }

@@ -645,6 +645,7 @@ func (f *fleet) closeSession(id string, del bool) error {
 	if err != nil {
 		return err
 	}
+	unlock = sync.OnceFunc(unlock)
 	defer unlock()
 	e, ok := c.reg.Load(id)
 	if !ok {
@@ -665,11 +666,18 @@ func (f *fleet) closeSession(id string, del bool) error {
 	if !c.reg.Remove(e) {
 		return c.errNotFound(id)
 	}
-	c.retire(s, EvictClosed)
+	// The hook runs once the ID's lock is released: a hook that calls
+	// Close or GetSession on the ID would wait for it forever.
+	claimed := c.claim(s, EvictClosed)
+	c.settle(s)
 	if del {
 		err = f.delete(f.leaseOf(s))
 	} else {
 		f.leave(s)
+	}
+	unlock()
+	if claimed {
+		c.runHook(s, EvictClosed)
 	}
 	return err
 }
@@ -690,14 +698,26 @@ func (f *fleet) delete(l store.Lease) error {
 // GetSession miss waits for the save, the session leaves the registry, is
 // closed and saved.
 func (f *fleet) closeOne(s *Session) {
+	c := f.c
+	if s.exit.Load() != 0 {
+		// Its exit is under way (Close from an eviction hook, or a
+		// second Close): whoever claimed it saves it; the ID's lock may
+		// be held by this very goroutine's caller.
+		c.settle(s)
+		return
+	}
 	unlock, _ := f.lock(context.Background(), s.id)
-	defer unlock()
 	// The ID's lock orders this after a sweep that took the session: it
-	// was then retired or replaced (keep), and retire does nothing more.
-	removed := f.c.reg.Remove(s.entry)
-	f.c.retire(s, EvictClosed)
+	// was then retired or replaced (keep), and claim fails.
+	removed := c.reg.Remove(s.entry)
+	claimed := c.claim(s, EvictClosed)
+	c.settle(s)
 	if removed {
 		f.leave(s)
+	}
+	unlock()
+	if claimed {
+		c.runHook(s, EvictClosed)
 	}
 }
 
@@ -757,12 +777,19 @@ func (f *fleet) sweep(now, cutoff int64) int {
 			}
 		}
 		if saved[i] {
-			if c.retire(s, EvictIdle) {
+			// Saved: settled under the ID's lock, the hook after it (a
+			// hook may call Close or GetSession on the ID).
+			claimed := c.claim(s, EvictIdle)
+			c.settle(s)
+			held[s]()
+			delete(held, s)
+			if claimed {
+				c.runHook(s, EvictIdle)
 				n++
 			}
-		} else {
-			f.keep(s, datas[i])
+			continue
 		}
+		f.keep(s, datas[i])
 		held[s]()
 		delete(held, s)
 	}

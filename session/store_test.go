@@ -696,3 +696,86 @@ func TestFleetCreateOverUnsavedState(t *testing.T) {
 		t.Fatal("the unsaved state never reached Redis")
 	}
 }
+
+// TestFleetHookMayCloseAndGet: with a store, an eviction hook may close the
+// session it is given or look its ID up, during a sweep and during
+// CloseSession, as WithOnEvict promises; the hook runs after the ID's lock
+// is released (it used to run under it, and each of these waited forever).
+func TestFleetHookMayCloseAndGet(t *testing.T) {
+	within := func(t *testing.T, what string, f func()) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() { f(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s did not return: deadlock", what)
+		}
+	}
+	var m *Manager
+	for _, tc := range []struct {
+		name string
+		hook func(*Session, EvictReason)
+	}{
+		{"close", func(s *Session, _ EvictReason) { _ = s.Close() }},
+		{"get", func(s *Session, _ EvictReason) { _, _ = m.GetSession(s.ID()) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newFleetEnv(t)
+			var calls atomic.Int32
+			a, clk := e.manager("A", nil, WithSessionTimeout(10*time.Minute), WithOnEvict(func(s *Session, r EvictReason) {
+				calls.Add(1)
+				tc.hook(s, r)
+			}))
+			m = a
+			mustCreate(t, a)
+			clk.Advance(11 * time.Minute)
+			within(t, "Sweep", func() { a.Sweep() })
+			id := mustCreate(t, a)
+			within(t, "CloseSession", func() { _ = a.CloseSession(id) })
+			if n := calls.Load(); n < 2 {
+				t.Errorf("hook ran %d times, want one per exit", n)
+			}
+		})
+	}
+}
+
+// TestFleetCloseDuringShutdownSaves: sessions closed while Shutdown drains
+// the registry still reach the store, and their leases are released.
+func TestFleetCloseDuringShutdownSaves(t *testing.T) {
+	e := newFleetEnv(t)
+	var first atomic.Bool
+	started, release := make(chan struct{}), make(chan struct{})
+	a, _ := e.manager("A", nil, WithShards(1), WithOnEvict(func(s *Session, r EvictReason) {
+		if r == EvictShutdown && first.CompareAndSwap(false, true) {
+			close(started)
+			<-release // hold the drain while the sessions are closed
+		}
+	}))
+	b, _ := e.manager("B", nil)
+	var ss []*Session
+	for range 4 {
+		id := mustCreate(t, a)
+		s, _ := a.GetSession(id)
+		setCookie(t, s, "x")
+		ss = append(ss, s)
+	}
+	shut := make(chan struct{})
+	go func() { a.Shutdown(); close(shut) }()
+	<-started
+	var wg sync.WaitGroup
+	for _, s := range ss {
+		wg.Go(func() { _ = s.Close() })
+	}
+	wg.Wait()
+	close(release)
+	<-shut
+	for _, s := range ss {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		got, err := b.GetSessionWait(ctx, s.ID())
+		cancel()
+		if err != nil || cookieOf(t, got) != "x" {
+			t.Errorf("%s closed during Shutdown: %v; A %+v, store %+v", s.ID(), err, a.Stats(), a.StoreStats())
+		}
+	}
+}
