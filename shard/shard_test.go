@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
-	"github.com/zeebo/xxh3"
 	"go.uber.org/goleak"
 )
 
@@ -179,98 +179,186 @@ func TestGrowKeepsEveryKey(t *testing.T) {
 			t.Fatalf("Get(%q) = %v, want %v", key(i), ok, live[i])
 		}
 	}
-	s := &m.shards[0]
-	if s.live != len(live) {
-		t.Errorf("live = %d, want %d", s.live, len(live))
+	if n := m.Len(); n != len(live) {
+		t.Errorf("Len = %d, want %d", n, len(live))
 	}
-	if c := s.table.Load().capacity(); s.used*8 > c*7 {
-		t.Errorf("table over its load limit: used %d of %d", s.used, c)
+	if st := m.m.Stats(); st.TotalGrowths == 0 {
+		t.Errorf("the map never grew: %+v", st)
 	}
 }
 
-// TestReadersNeverMissAStableKey runs lock-free readers while writers insert,
-// delete and force rehashes in the same shards: keys present throughout
-// must be found by every Get, and keys never inserted never found.
-func TestReadersNeverMissAStableKey(t *testing.T) {
-	m := New[int](2)
-	const stable = 2000
-	fill(t, m, stable, 0)
-	var stop atomic.Bool
-	var writers, readers sync.WaitGroup
-	for w := range 2 {
-		writers.Go(func() {
-			for round := 0; !stop.Load(); round++ {
-				base := stable + (w*1000+round%50)*1000
-				for i := range 300 {
-					_ = m.Insert(NewEntry(key(base+i), base+i, 0))
-				}
-				for i := range 300 {
-					m.Delete(key(base + i))
-				}
-			}
-		})
+// TestReadersDuringGrowthAndShrink runs lock-free readers while writers
+// insert tens of thousands of keys (well past the map's first size) and take
+// them all out again by Remove, Delete and Sweep, so that the map grows and
+// shrinks several times under the readers: the map's own counters prove it
+// did. Keys present throughout must be found by every Get, keys never
+// inserted never found, and a key taken out never found again.
+func TestReadersDuringGrowthAndShrink(t *testing.T) {
+	m := New[int](4)
+	// Few stable keys, so that the map shrinks once the churn is out: xsync
+	// halves its table when it is at most 1/128 full.
+	const stable, writers, perWriter = 16, 3, 15000
+	for i := range stable {
+		if err := m.Insert(NewEntry(key(i), i, 1000)); err != nil {
+			t.Fatal(err)
+		}
 	}
+	before := m.m.Stats()
+
+	var stop atomic.Bool
+	var started, readers sync.WaitGroup
+	var gets atomic.Int64
+	started.Add(4)
 	for r := range 4 {
 		readers.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(r), 9))
-			for range 100000 {
+			n := 0
+			for ; n < 1000 || !stop.Load(); n++ {
+				if n == 1000 {
+					started.Done()
+				}
 				i := rng.IntN(stable)
-				if v, ok := m.Get(key(i), 1); !ok || v != i {
-					t.Errorf("Get(%q) = %d, %v during writes", key(i), v, ok)
+				// Stable entries are stamped 1000 and the sweeps cut off
+				// at 500: a Get at 1000 keeps them as they were.
+				if v, ok := m.Get(key(i), 1000); !ok || v != i {
+					t.Errorf("Get(%q) = %d, %v while the map resized", key(i), v, ok)
+					break
+				}
+				if _, ok := m.Get(fmt.Sprintf("never-%d", i), 1000); ok {
+					t.Errorf("Get found a key never inserted")
+					break
+				}
+			}
+			gets.Add(int64(n))
+		})
+	}
+	started.Wait() // every reader is running before the first write
+
+	var ws sync.WaitGroup
+	for w := range writers {
+		ws.Go(func() {
+			base := stable + w*perWriter
+			es := make([]*Entry[int], perWriter)
+			for i := range es {
+				es[i] = NewEntry(key(base+i), base+i, 0)
+				if err := m.Insert(es[i]); err != nil {
+					t.Errorf("Insert: %v", err)
 					return
 				}
-				if _, ok := m.Get(fmt.Sprintf("never-%d", i), 1); ok {
-					t.Errorf("Get found a key never inserted")
+			}
+			for i, e := range es {
+				switch i % 3 {
+				case 0:
+					m.Remove(e)
+				case 1:
+					m.Delete(e.Key())
+				} // the rest go by Sweep
+			}
+			for i := range es {
+				if _, ok := m.Get(key(base+i), 0); ok && i%3 != 2 {
+					t.Errorf("Get(%q) found a removed key", key(base+i))
 					return
 				}
 			}
 		})
 	}
-	readers.Wait()
+	ws.Go(func() {
+		// Sweeps racing the writers: they evict the churn entries
+		// (stamped 0) but never a stable one (stamped 1000).
+		for range 50 {
+			m.Sweep(1000, 500, nil, func(v int) {
+				if v < stable {
+					t.Errorf("swept stable entry %d", v)
+				}
+			})
+		}
+	})
+	ws.Wait()
+	m.Sweep(1000, 500, nil, func(int) {})
 	stop.Store(true)
-	writers.Wait()
+	readers.Wait()
+
+	after := m.m.Stats()
+	growths, shrinks := after.TotalGrowths-before.TotalGrowths, after.TotalShrinks-before.TotalShrinks
+	t.Logf("%d Gets during %d growths and %d shrinks", gets.Load(), growths, shrinks)
+	if growths < 3 || shrinks < 1 {
+		t.Errorf("the map grew %d times and shrank %d times under the readers; want >= 3 and >= 1", growths, shrinks)
+	}
+	if n := m.Len(); n != stable || after.Size != stable {
+		t.Errorf("Len = %d, map size %d after the churn, want %d", n, after.Size, stable)
+	}
 }
 
-func TestMatchByte(t *testing.T) {
-	ctrl := uint64(0x80_01_00_85_85_9a_00_ff)
-	for _, tt := range []struct {
-		b    uint8
-		want []int // byte indexes that must be flagged
-	}{{0x85, []int{3, 4}}, {0x00, []int{1, 5}}, {0x01, []int{6}}, {0xff, []int{0}}, {0x80, []int{7}}} {
-		m := matchByte(ctrl, tt.b)
-		for _, i := range tt.want {
-			if m&(0x80<<(8*i)) == 0 {
-				t.Errorf("matchByte(%#x, %#x) = %#x misses byte %d", ctrl, tt.b, m, i)
+// TestInsertRejectsRemoved checks that an entry removed by any path can
+// never be inserted again: it would be unreachable (Get fails on a removed
+// entry) and its key unusable. The key itself stays usable.
+func TestInsertRejectsRemoved(t *testing.T) {
+	removers := map[string]func(m *Map[int], e *Entry[int]){
+		"Remove": func(m *Map[int], e *Entry[int]) { m.Remove(e) },
+		"Delete": func(m *Map[int], e *Entry[int]) { m.Delete(e.Key()) },
+		"Sweep":  func(m *Map[int], e *Entry[int]) { m.Sweep(100, 50, nil, func(int) {}) },
+	}
+	for name, remove := range removers {
+		t.Run(name, func(t *testing.T) {
+			m := New[int](2)
+			e := NewEntry("k", 1, 0)
+			if err := m.Insert(e); err != nil {
+				t.Fatal(err)
 			}
-		}
+			remove(m, e)
+			if !e.Removed() {
+				t.Fatal("entry not removed")
+			}
+			err := m.Insert(e)
+			if !errors.Is(err, ErrRemoved) || !strings.Contains(err.Error(), `"k"`) {
+				t.Fatalf("Insert of a removed entry = %v, want ErrRemoved naming the key", err)
+			}
+			if _, ok := m.Get("k", 10); ok || m.Len() != 0 {
+				t.Fatalf("after the refused Insert: Get found it or Len = %d", m.Len())
+			}
+			if err := m.Insert(NewEntry("k", 2, 0)); err != nil {
+				t.Fatalf("Insert of a fresh entry under the key: %v", err)
+			}
+			if v, ok := m.Get("k", 10); !ok || v != 2 {
+				t.Errorf("Get = %d, %v; want the fresh 2", v, ok)
+			}
+		})
 	}
-	if !hasEmpty(ctrl) || hasEmpty(0x80_81_01_82_83_84_85_86) {
-		t.Error("hasEmpty wrong")
+	// An entry never inserted but from a drained Map is removed too.
+	m := New[int](1)
+	e := NewEntry("d", 1, 0)
+	_ = m.Insert(e)
+	m.Drain(func(int) {})
+	if err := New[int](1).Insert(e); !errors.Is(err, ErrRemoved) {
+		t.Errorf("Insert of a drained entry into another Map = %v, want ErrRemoved", err)
 	}
-	// The tag of a hash always has the top bit set and never equals the
-	// empty or deleted bytes.
-	for _, h := range []uint64{0, 1, 0x7f, xxh3.HashString("x")} {
-		if tg := tagOf(h); tg&tagBit == 0 {
-			t.Errorf("tagOf(%#x) = %#x", h, tg)
-		}
+	if err := m.Insert(NewEntry("x", 1, 0)); !errors.Is(err, ErrExists) && !errors.Is(err, ErrClosed) {
+		t.Errorf("Insert after Drain = %v", err)
 	}
 }
 
-// TestTableShrinks: a shard that empties out gives its table back.
-func TestTableShrinks(t *testing.T) {
-	m := New[int](1)
-	es := fill(t, m, 50000, 0)
-	big := m.shards[0].table.Load().capacity()
-	for _, e := range es[10:] {
-		m.Remove(e)
-	}
-	s := &m.shards[0]
-	if c := s.table.Load().capacity(); c >= big/8 {
-		t.Errorf("capacity %d after removing all but 10 of 50000 (was %d)", c, big)
-	}
-	for i := range 10 {
-		if _, ok := m.Get(key(i), 0); !ok {
-			t.Fatalf("lost %q in the shrink", key(i))
+// TestShardHashIsSeeded: keys chosen to share one shard of a Map are spread
+// over the shards of another, so callers who choose IDs cannot pile them
+// onto one shard's lock and heap.
+func TestShardHashIsSeeded(t *testing.T) {
+	a, b := New[int](64), New[int](64)
+	var chosen []string
+	for i := 0; len(chosen) < 2000; i++ {
+		if k := key(i); a.shardOf(k) == &a.shards[0] {
+			chosen = append(chosen, k)
 		}
+	}
+	most := 0
+	for _, k := range chosen {
+		if err := b.Insert(NewEntry(k, 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range b.shards {
+		most = max(most, b.shards[i].live)
+	}
+	// 2000 keys over 64 shards: about 31 each; a shared hash puts 2000 in one.
+	if most > 200 {
+		t.Errorf("keys chosen into one shard of a Map put %d of 2000 into one shard of another", most)
 	}
 }
