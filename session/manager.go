@@ -447,7 +447,7 @@ func (c *core) sweep() int {
 	c.tb.Refresh()
 	start := time.Now()
 	now := c.tb.Now()
-	n := c.reg.Sweep(now, now-timeout, (*Session).busy, c.evictIdle)
+	n := c.reg.Sweep(now, c.tb.Cutoff(now, time.Duration(timeout)), (*Session).busy, c.evictIdle)
 	if c.onSweep != nil {
 		c.onSweep(time.Since(start), n)
 	}
