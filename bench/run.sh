@@ -80,7 +80,7 @@ echo
 
 # Columns are the contenders, hand-rolled first: the percentages are to it.
 go tool benchstat \
-	-col '/impl@(handrolled syncmap xsync otter ttlcache gocache plain plain+headers roster-core-old roster-core roster ulid.Make randhex)' \
+	-col '/impl@(handrolled syncmap xsync otter ttlcache gocache plain plain+headers roster-core-xsync roster-core roster ulid.Make randhex)' \
 	"$OUT"
 echo
 # The targets of issue 4, as ratios of the medians above. A missed target

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/zeebo/xxh3"
 	"go.uber.org/goleak"
 )
 
@@ -179,113 +180,186 @@ func TestGrowKeepsEveryKey(t *testing.T) {
 			t.Fatalf("Get(%q) = %v, want %v", key(i), ok, live[i])
 		}
 	}
-	if n := m.Len(); n != len(live) {
-		t.Errorf("Len = %d, want %d", n, len(live))
+	s := &m.shards[0]
+	if s.live != len(live) {
+		t.Errorf("live = %d, want %d", s.live, len(live))
 	}
-	if st := m.m.Stats(); st.TotalGrowths == 0 {
-		t.Errorf("the map never grew: %+v", st)
+	if c := s.table.Load().capacity(); s.used*8 > c*7 {
+		t.Errorf("table over its load limit: used %d of %d", s.used, c)
 	}
 }
 
-// TestReadersDuringGrowthAndShrink runs lock-free readers while writers
-// insert tens of thousands of keys (well past the map's first size) and take
-// them all out again by Remove, Delete and Sweep, so that the map grows and
-// shrinks several times under the readers: the map's own counters prove it
-// did. Keys present throughout must be found by every Get, keys never
-// inserted never found, and a key taken out never found again.
-func TestReadersDuringGrowthAndShrink(t *testing.T) {
-	m := New[int](4)
-	// Few stable keys, so that the map shrinks once the churn is out: xsync
-	// halves its table when it is at most 1/128 full.
-	const stable, writers, perWriter = 16, 3, 15000
+// readStable runs n readers that Get the stable keys 0..stable-1 (stamped
+// at 1000) and keys never inserted until stop, failing t on a miss of the
+// one or a hit of the other. It returns once every reader has read.
+func readStable(t *testing.T, m *Map[int], stable, n int, stop *atomic.Bool, wg *sync.WaitGroup) {
+	var started sync.WaitGroup
+	started.Add(n)
+	for r := range n {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(r), 9))
+			for i := 0; i < 1000 || !stop.Load(); i++ {
+				if i == 1000 {
+					started.Done()
+				}
+				k := rng.IntN(stable)
+				if v, ok := m.Get(key(k), 1000); !ok || v != k {
+					t.Errorf("Get(%q) = %d, %v while the table was replaced", key(k), v, ok)
+					if i < 1000 {
+						started.Done()
+					}
+					return
+				}
+				if _, ok := m.Get(fmt.Sprintf("never-%d", k), 1000); ok {
+					t.Errorf("Get found a key never inserted")
+					if i < 1000 {
+						started.Done()
+					}
+					return
+				}
+			}
+		})
+	}
+	started.Wait()
+}
+
+// TestReadersDuringGrowth runs lock-free readers of a few stable keys while
+// a writer inserts 100k more into the same shard, so that its table is
+// outgrown and replaced a dozen times under them: the shard's growth
+// counter proves it was. A grown table published before every entry is in
+// it makes readers miss stable keys.
+func TestReadersDuringGrowth(t *testing.T) {
+	m := New[int](1)
+	const stable = 64
 	for i := range stable {
 		if err := m.Insert(NewEntry(key(i), i, 1000)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	before := m.m.Stats()
-
+	s := &m.shards[0]
+	s.mu.Lock()
+	grows := s.grows
+	s.mu.Unlock()
 	var stop atomic.Bool
-	var started, readers sync.WaitGroup
-	var gets atomic.Int64
-	started.Add(4)
-	for r := range 4 {
-		readers.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(r), 9))
-			n := 0
-			for ; n < 1000 || !stop.Load(); n++ {
-				if n == 1000 {
-					started.Done()
-				}
-				i := rng.IntN(stable)
-				// Stable entries are stamped 1000 and the sweeps cut off
-				// at 500: a Get at 1000 keeps them as they were.
-				if v, ok := m.Get(key(i), 1000); !ok || v != i {
-					t.Errorf("Get(%q) = %d, %v while the map resized", key(i), v, ok)
-					break
-				}
-				if _, ok := m.Get(fmt.Sprintf("never-%d", i), 1000); ok {
-					t.Errorf("Get found a key never inserted")
-					break
-				}
-			}
-			gets.Add(int64(n))
-		})
-	}
-	started.Wait() // every reader is running before the first write
-
-	var ws sync.WaitGroup
-	for w := range writers {
-		ws.Go(func() {
-			base := stable + w*perWriter
-			es := make([]*Entry[int], perWriter)
-			for i := range es {
-				es[i] = NewEntry(key(base+i), base+i, 0)
-				if err := m.Insert(es[i]); err != nil {
-					t.Errorf("Insert: %v", err)
-					return
-				}
-			}
-			for i, e := range es {
-				switch i % 3 {
-				case 0:
-					m.Remove(e)
-				case 1:
-					m.Delete(e.Key())
-				} // the rest go by Sweep
-			}
-			for i := range es {
-				if _, ok := m.Get(key(base+i), 0); ok && i%3 != 2 {
-					t.Errorf("Get(%q) found a removed key", key(base+i))
-					return
-				}
-			}
-		})
-	}
-	ws.Go(func() {
-		// Sweeps racing the writers: they evict the churn entries
-		// (stamped 0) but never a stable one (stamped 1000).
-		for range 50 {
-			m.Sweep(1000, 500, nil, func(v int) {
-				if v < stable {
-					t.Errorf("swept stable entry %d", v)
-				}
-			})
+	var readers sync.WaitGroup
+	readStable(t, m, stable, 4, &stop, &readers)
+	for i := stable; i < 100_000; i++ {
+		if err := m.Insert(NewEntry(key(i), i, 0)); err != nil {
+			t.Fatal(err)
 		}
-	})
-	ws.Wait()
-	m.Sweep(1000, 500, nil, func(int) {})
+	}
+	s.mu.Lock()
+	grows = s.grows - grows
+	s.mu.Unlock()
 	stop.Store(true)
 	readers.Wait()
-
-	after := m.m.Stats()
-	growths, shrinks := after.TotalGrowths-before.TotalGrowths, after.TotalShrinks-before.TotalShrinks
-	t.Logf("%d Gets during %d growths and %d shrinks", gets.Load(), growths, shrinks)
-	if growths < 3 || shrinks < 1 {
-		t.Errorf("the map grew %d times and shrank %d times under the readers; want >= 3 and >= 1", growths, shrinks)
+	if grows < 8 {
+		t.Errorf("the table grew %d times under the readers, want at least 8", grows)
 	}
-	if n := m.Len(); n != stable || after.Size != stable {
-		t.Errorf("Len = %d, map size %d after the churn, want %d", n, after.Size, stable)
+}
+
+// TestReadersDuringShrink runs lock-free readers of a few stable keys while
+// 100k other keys of their shard leave by Remove, Delete and Sweep, so that
+// its table shrinks under them: the shard's shrink counter proves it did.
+// Afterwards the table holds exactly the live entries and every key that
+// left can be inserted again: a shrink that copies the leaving entry before
+// its slot is cleared leaves it in the new table, its key taken forever.
+func TestReadersDuringShrink(t *testing.T) {
+	m := New[int](1)
+	const stable, n = 64, 100_000
+	es := make([]*Entry[int], n)
+	for i := range n {
+		st := int64(1000)
+		if i >= stable {
+			st = 0
+		}
+		es[i] = NewEntry(key(i), i, st)
+		if err := m.Insert(es[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &m.shards[0]
+	var stop atomic.Bool
+	var readers sync.WaitGroup
+	readStable(t, m, stable, 4, &stop, &readers)
+	for i := stable; i < n; i++ {
+		switch i % 3 {
+		case 0:
+			m.Remove(es[i])
+		case 1:
+			m.Delete(key(i))
+		}
+		if i%10_000 == 0 {
+			m.Sweep(1000, 500, nil, func(int) {}) // evicts those stamped 0 and left
+		}
+	}
+	m.Sweep(1000, 500, nil, func(int) {})
+	s.mu.Lock()
+	shrinks, live, held := s.shrinks, s.live, 0
+	s.table.Load().each(func(*Entry[int]) bool { held++; return true })
+	s.mu.Unlock()
+	stop.Store(true)
+	readers.Wait()
+	if shrinks < 2 {
+		t.Errorf("the table shrank %d times under the readers, want at least 2", shrinks)
+	}
+	if live != stable || held != stable {
+		t.Errorf("after the removals: live = %d, table holds %d; want %d", live, held, stable)
+	}
+	for i := stable; i < n; i++ {
+		if err := m.Insert(NewEntry(key(i), i, 0)); err != nil {
+			t.Fatalf("Insert of %q after it left: %v", key(i), err)
+		}
+	}
+}
+
+// TestMatchByte checks matchByte against the bytes of the control word: it
+// must flag every byte equal to b, and it may flag a byte that is not equal
+// only above one that is (a borrow from the true match), never below all of
+// them nor in a word with none.
+func TestMatchByte(t *testing.T) {
+	ctrls := []uint64{
+		0x80_01_00_85_85_9a_00_ff,
+		0x80_81_01_82_83_84_85_86,
+		0x00_00_00_00_00_00_00_00,
+		0x85_84_85_01_01_86_85_00,
+		0xff_fe_80_81_01_00_01_80,
+	}
+	for _, ctrl := range ctrls {
+		for _, b := range []uint8{0x00, 0x01, 0x80, 0x81, 0x85, 0x86, 0xff} {
+			m := matchByte(ctrl, b)
+			seen := false // a true match below this byte
+			for i := range 8 {
+				eq := uint8(ctrl>>(8*i)) == b
+				flagged := m&(0x80<<(8*i)) != 0
+				switch {
+				case eq && !flagged:
+					t.Errorf("matchByte(%#x, %#x) = %#x misses byte %d", ctrl, b, m, i)
+				case !eq && flagged && !seen:
+					t.Errorf("matchByte(%#x, %#x) = %#x flags byte %d, with no match below it", ctrl, b, m, i)
+				}
+				seen = seen || eq
+			}
+			if m&^msbs != 0 {
+				t.Errorf("matchByte(%#x, %#x) = %#x sets bits other than the bytes' top bits", ctrl, b, m)
+			}
+		}
+		// hasEmpty is exact: full bytes have the top bit set, deleted ones
+		// are 0x01.
+		want := false
+		for i := range 8 {
+			want = want || uint8(ctrl>>(8*i)) == ctrlEmpty
+		}
+		if got := hasEmpty(ctrl); got != want {
+			t.Errorf("hasEmpty(%#x) = %v, want %v", ctrl, got, want)
+		}
+	}
+	// The tag of a hash always has the top bit set, so it never equals the
+	// empty or deleted bytes.
+	for _, h := range []uint64{0, 1, 0x7f, 0xff, xxh3.HashString("x")} {
+		if tg := tagOf(h); tg&tagBit == 0 {
+			t.Errorf("tagOf(%#x) = %#x", h, tg)
+		}
 	}
 }
 
@@ -297,6 +371,7 @@ func TestInsertRejectsRemoved(t *testing.T) {
 		"Remove": func(m *Map[int], e *Entry[int]) { m.Remove(e) },
 		"Delete": func(m *Map[int], e *Entry[int]) { m.Delete(e.Key()) },
 		"Sweep":  func(m *Map[int], e *Entry[int]) { m.Sweep(100, 50, nil, func(int) {}) },
+		"Drain":  func(m *Map[int], e *Entry[int]) { m.Drain(func(int) {}) },
 	}
 	for name, remove := range removers {
 		t.Run(name, func(t *testing.T) {
@@ -308,6 +383,9 @@ func TestInsertRejectsRemoved(t *testing.T) {
 			remove(m, e)
 			if !e.Removed() {
 				t.Fatal("entry not removed")
+			}
+			if name == "Drain" {
+				m = New[int](2) // a drained Map refuses everything; try another
 			}
 			err := m.Insert(e)
 			if !errors.Is(err, ErrRemoved) || !strings.Contains(err.Error(), `"k"`) {
@@ -324,41 +402,55 @@ func TestInsertRejectsRemoved(t *testing.T) {
 			}
 		})
 	}
-	// An entry never inserted but from a drained Map is removed too.
 	m := New[int](1)
-	e := NewEntry("d", 1, 0)
+	e := NewEntry("k", 1, 0)
 	_ = m.Insert(e)
-	m.Drain(func(int) {})
-	if err := New[int](1).Insert(e); !errors.Is(err, ErrRemoved) {
-		t.Errorf("Insert of a drained entry into another Map = %v, want ErrRemoved", err)
-	}
-	if err := m.Insert(NewEntry("x", 1, 0)); !errors.Is(err, ErrExists) && !errors.Is(err, ErrClosed) {
-		t.Errorf("Insert after Drain = %v", err)
+	if err := m.Insert(e); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), `"k"`) {
+		t.Errorf("second Insert of a live entry = %v, want ErrExists naming the key", err)
 	}
 }
 
-// TestShardHashIsSeeded: keys chosen to share one shard of a Map are spread
-// over the shards of another, so callers who choose IDs cannot pile them
-// onto one shard's lock and heap.
-func TestShardHashIsSeeded(t *testing.T) {
+// TestHashIsSeeded: keys chosen to share one shard and one probe group in a
+// Map are spread over the shards and groups of another, so callers who
+// choose IDs cannot pile them onto one lock, heap or probe chain.
+func TestHashIsSeeded(t *testing.T) {
 	a, b := New[int](64), New[int](64)
 	var chosen []string
 	for i := 0; len(chosen) < 2000; i++ {
-		if k := key(i); a.shardOf(k) == &a.shards[0] {
+		if k := key(i); a.shardOf(a.hash(k)) == &a.shards[0] {
 			chosen = append(chosen, k)
 		}
 	}
-	most := 0
 	for _, k := range chosen {
 		if err := b.Insert(NewEntry(k, 0, 0)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	most := 0
 	for i := range b.shards {
 		most = max(most, b.shards[i].live)
 	}
 	// 2000 keys over 64 shards: about 31 each; a shared hash puts 2000 in one.
 	if most > 200 {
 		t.Errorf("keys chosen into one shard of a Map put %d of 2000 into one shard of another", most)
+	}
+}
+
+// TestTableShrinks: a shard that empties out gives its table back.
+func TestTableShrinks(t *testing.T) {
+	m := New[int](1)
+	es := fill(t, m, 50000, 0)
+	big := m.shards[0].table.Load().capacity()
+	for _, e := range es[10:] {
+		m.Remove(e)
+	}
+	s := &m.shards[0]
+	if c := s.table.Load().capacity(); c >= big/8 {
+		t.Errorf("capacity %d after removing all but 10 of 50000 (was %d)", c, big)
+	}
+	for i := range 10 {
+		if _, ok := m.Get(key(i), 0); !ok {
+			t.Fatalf("lost %q in the shrink", key(i))
+		}
 	}
 }

