@@ -1,6 +1,7 @@
 package evict
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -25,7 +26,12 @@ type Timebase struct {
 	base   int64 // start in Unix nanoseconds
 	res    int64
 	coarse atomic.Int64
-	lag    atomic.Int64 // the most a Coarse stamp has been behind the clock
+
+	// The most a Coarse stamp has been behind the clock, in the current
+	// window of Cutoff and in the one before; see Cutoff.
+	lag, lagPrev atomic.Int64
+	windowMu     sync.Mutex
+	windowStart  int64 // guarded by windowMu
 }
 
 // NewTimebase returns a Timebase reading c, or the system clock when c is nil.
@@ -43,6 +49,7 @@ func newTimebase(c Clock, resolution time.Duration, exact bool) *Timebase {
 	t := &Timebase{clock: c, exact: exact, start: time.Now(), res: int64(max(resolution, 0))}
 	t.base = t.start.UnixNano()
 	t.coarse.Store(clampStamp(t.Now() + t.res))
+	t.windowStart = t.Now()
 	return t
 }
 
@@ -96,20 +103,37 @@ func (t *Timebase) Refresh() {
 	}
 }
 
-// Lag returns the most that a stamp from Coarse has so far been found
+// Lag returns the most that a stamp from Coarse has recently been found
 // earlier than the use it recorded: zero while Refresh keeps up, and more
 // when the goroutine that calls it was held up (a loaded machine, a long
-// pause of the process). It only grows. Always zero for an injected clock,
-// which Coarse reads exactly.
-func (t *Timebase) Lag() time.Duration { return time.Duration(t.lag.Load()) }
+// pause of the process). Cutoff says how long a lag counts. Always zero for
+// an injected clock, which Coarse reads exactly.
+func (t *Timebase) Lag() time.Duration {
+	return time.Duration(max(t.lag.Load(), t.lagPrev.Load()))
+}
 
 // Cutoff returns the stamp before which an entry last used at that stamp
 // has been idle for longer than timeout, seen at stamp now: now - timeout,
 // less Lag, so that a stamp that Coarse handed out early cannot make an
 // eviction early. Eviction may then come late by up to one resolution plus
 // Lag, never early.
+//
+// A lag counts until stamps handed out that early can no longer be found
+// in a registry swept with this cutoff: Cutoff keeps the worst lag of its
+// current window and of the one before, and starts a new window once the
+// current one is longer than timeout, twice the lag and one resolution. So
+// one long pause delays eviction for two such windows, not for ever. (If
+// the timeout is raised meanwhile, a stamp from before the pause can still
+// be evicted up to the lag early.)
 func (t *Timebase) Cutoff(now int64, timeout time.Duration) int64 {
-	return now - int64(timeout) - t.lag.Load()
+	t.windowMu.Lock()
+	defer t.windowMu.Unlock()
+	lag := max(t.lag.Load(), t.lagPrev.Load())
+	if now-t.windowStart > int64(timeout)+2*lag+t.res {
+		t.lagPrev.Store(t.lag.Swap(0))
+		t.windowStart = now
+	}
+	return now - int64(timeout) - lag
 }
 
 // WallNow returns Now as a time.Time, for APIs that want a clock function.

@@ -11,7 +11,8 @@
 // does not (a loaded machine, a long pause of the process), stamps can be
 // early: each refresh measures by how much the reading it replaces had
 // fallen behind, and the sweep's cutoff (Timebase.Cutoff) moves back by the
-// worst such lag seen. So eviction may come late, by up to one resolution
+// worst such lag seen recently (for as long as a stamp that early can still
+// be in the registry). So eviction may come late, by up to one resolution
 // plus that lag, never early. An injected Clock is read exactly on every
 // call, so tests that move a manual clock see exact stamps.
 package evict

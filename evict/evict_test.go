@@ -249,6 +249,52 @@ func TestCutoffCoversTheLag(t *testing.T) {
 	}
 }
 
+// TestLagCountsLongEnough: after a stall, the sweeps keep the lag in their
+// cutoff for at least the timeout plus twice the lag plus one resolution
+// (by then no stamp handed out during the stall can be left unswept), and
+// drop it within two such windows, so that one pause does not delay
+// eviction for ever.
+func TestLagCountsLongEnough(t *testing.T) {
+	const res, timeout, stall = 10 * time.Millisecond, time.Second, 100 * time.Millisecond
+	c := &manualClock{t: time.Unix(1000, 0)}
+	tb := newTimebase(c, res, false)
+	window := int64(timeout + 2*(stall-res) + res)
+	sweep := func() int64 { // as core.sweep: refresh, then cut off
+		tb.Refresh()
+		now := tb.Now()
+		return now - tb.Cutoff(now, timeout) - int64(timeout)
+	}
+	for range 300 { // the first window passes without a stall
+		c.Add(res)
+		if m := sweep(); m != 0 {
+			t.Fatalf("margin %v with no stall", time.Duration(m))
+		}
+	}
+	c.Add(stall) // the clock goroutine and the sweeper stall together
+	seen := tb.Now()
+	if m := sweep(); m != int64(stall-res) {
+		t.Fatalf("margin %v right after the stall, want %v", time.Duration(m), stall-res)
+	}
+	var dropped int64
+	for tb.Now()-seen <= 3*window {
+		c.Add(res)
+		m := sweep()
+		if m == 0 && dropped == 0 {
+			dropped = tb.Now() - seen
+		}
+		if dropped == 0 && m != int64(stall-res) {
+			t.Fatalf("margin %v, want %v until it is dropped", time.Duration(m), stall-res)
+		}
+	}
+	if dropped <= window || dropped > 2*window+int64(res) {
+		t.Errorf("the margin was dropped %v after the stall; want after %v, by %v",
+			time.Duration(dropped), time.Duration(window), time.Duration(2*window+int64(res)))
+	}
+	if tb.Lag() != 0 {
+		t.Errorf("Lag = %v once dropped", tb.Lag())
+	}
+}
+
 // TestRefreshConcurrent: Refresh from several goroutines (the clock
 // goroutine and sweeps) never moves Coarse backwards.
 func TestRefreshConcurrent(t *testing.T) {
