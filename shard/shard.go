@@ -1,10 +1,10 @@
 // Package shard is the lock-striped map at the heart of roster's registry.
 //
 // A Map holds Entries by string key in a power-of-two number of shards,
-// chosen by the xxh3 hash of the key, seeded per Map. Each shard has a lock for writers, a
-// hash table that readers use without any lock, and an idle min-heap ordered
-// by the last-use stamp recorded when an entry was pushed (or last looked at
-// by the sweeper).
+// chosen by the xxh3 hash of the key, seeded per Map. Each shard has a lock
+// for writers, a hash table that readers use without any lock, and an idle
+// min-heap ordered by the last-use stamp recorded when an entry was pushed
+// (or last looked at by the sweeper).
 //
 // Get is lock-free and allocation-free: it hashes, finds the entry and
 // touches its stamp with at most one atomic write. It never touches the heap.

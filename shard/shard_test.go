@@ -224,8 +224,8 @@ func readStable(t *testing.T, m *Map[int], stable, n int, stop *atomic.Bool, wg 
 }
 
 // TestReadersDuringGrowth runs lock-free readers of a few stable keys while
-// a writer inserts 100k more into the same shard, so that its table is
-// outgrown and replaced a dozen times under them: the shard's growth
+// a writer inserts 60k more into the same shard, so that its table is
+// outgrown and replaced ten times under them: the shard's growth
 // counter proves it was. A grown table published before every entry is in
 // it makes readers miss stable keys.
 func TestReadersDuringGrowth(t *testing.T) {
@@ -243,7 +243,7 @@ func TestReadersDuringGrowth(t *testing.T) {
 	var stop atomic.Bool
 	var readers sync.WaitGroup
 	readStable(t, m, stable, 4, &stop, &readers)
-	for i := stable; i < 100_000; i++ {
+	for i := stable; i < 60_000; i++ {
 		if err := m.Insert(NewEntry(key(i), i, 0)); err != nil {
 			t.Fatal(err)
 		}
@@ -259,14 +259,14 @@ func TestReadersDuringGrowth(t *testing.T) {
 }
 
 // TestReadersDuringShrink runs lock-free readers of a few stable keys while
-// 100k other keys of their shard leave by Remove, Delete and Sweep, so that
+// 60k other keys of their shard leave by Remove, Delete and Sweep, so that
 // its table shrinks under them: the shard's shrink counter proves it did.
 // Afterwards the table holds exactly the live entries and every key that
 // left can be inserted again: a shrink that copies the leaving entry before
 // its slot is cleared leaves it in the new table, its key taken forever.
 func TestReadersDuringShrink(t *testing.T) {
 	m := New[int](1)
-	const stable, n = 64, 100_000
+	const stable, n = 64, 60_000
 	es := make([]*Entry[int], n)
 	for i := range n {
 		st := int64(1000)
