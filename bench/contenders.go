@@ -24,6 +24,7 @@ var Contenders = []Contender{
 	{Name: "otter", New: NewOtter, Manual: true},
 	{Name: "ttlcache", New: NewTTLCache},
 	{Name: "gocache", New: NewGoCache},
+	{Name: "roster-core-xsync", New: NewRosterCoreXsync, Manual: true},
 	{Name: "roster-core", New: NewRosterCore, Manual: true},
 	{Name: "roster", New: NewRosterManager, Manual: true, Sessions: true},
 }

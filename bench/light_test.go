@@ -53,6 +53,48 @@ func BenchmarkGet(b *testing.B) {
 	}
 }
 
+// BenchmarkGetMiss measures Gets of IDs that are not registered: the same
+// 100k registered IDs as BenchmarkGet, looked up with 100k other IDs of the
+// same shape, from GOMAXPROCS goroutines. A registry sees misses for
+// sessions that were closed or evicted, and from clients that guess.
+func BenchmarkGetMiss(b *testing.B) {
+	all := keys(2 * getSessions)
+	ks, absent := all[:getSessions], all[getSessions:]
+	for _, c := range rotate(Contenders) {
+		var r Registry
+		b.Run("impl="+c.Name, func(b *testing.B) {
+			if r == nil {
+				r = c.New(Config{Cap: 2 * getSessions})
+				for _, k := range ks {
+					if err := r.Create(k); err != nil {
+						b.Fatalf("Create: %v", err)
+					}
+				}
+			}
+			var seed atomic.Uint64
+			var hits atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				x := newRNG(seed.Add(1))
+				hit := 0
+				for pb.Next() {
+					if r.Get(absent[x.intn(len(absent))]) {
+						hit++
+					}
+				}
+				hits.Add(int64(hit))
+			})
+			if n := hits.Load(); n > 0 {
+				b.Errorf("%d Gets of unregistered IDs hit", n)
+			}
+		})
+		if r != nil {
+			r.Close()
+		}
+	}
+}
+
 // Churn: a registry near its cap, each op creates one session and closes
 // one created churnWindow ops earlier by the same goroutine.
 const (

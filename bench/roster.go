@@ -2,6 +2,7 @@ package bench
 
 import (
 	"errors"
+	"time"
 
 	"github.com/rosterhq/roster/evict"
 	"github.com/rosterhq/roster/session"
@@ -62,7 +63,7 @@ func (r *rosterCore) Delete(id string) {
 
 func (r *rosterCore) Sweep() int {
 	now := r.tb.Now()
-	return r.m.Sweep(now, now-r.timeout, nil, func(*Payload) { r.count.release() })
+	return r.m.Sweep(now, r.tb.Cutoff(now, time.Duration(r.timeout)), nil, func(*Payload) { r.count.release() })
 }
 
 func (r *rosterCore) Len() int { return r.m.Len() }

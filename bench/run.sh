@@ -65,7 +65,7 @@ start=$SECONDS
 for ((i = 1; i <= COUNT || i <= HEAVY_COUNT; i++)); do
 	echo "round $i (light $COUNT, heavy $HEAVY_COUNT)" >&2
 	if ((i <= COUNT)); then
-		run '^Benchmark(Get|Churn|NewID|Request|FingerprintedGet|FingerprintedHandshake)$' -test.cpu="$CPU" -test.benchtime="$BENCHTIME" -test.benchmem -round="$i"
+		run '^Benchmark(Get|GetMiss|Churn|NewID|Request|FingerprintedGet|FingerprintedHandshake)$' -test.cpu="$CPU" -test.benchtime="$BENCHTIME" -test.benchmem -round="$i"
 	fi
 	if ((i <= HEAVY_COUNT)); then
 		# One op is one 50 ms tick, one sweep, one 1M build.
@@ -83,7 +83,7 @@ echo
 # Columns are the contenders, hand-rolled first: the percentages are to it
 # (to tls-client in the fingerprinted workloads, which have no hand-rolled).
 go tool benchstat \
-	-col '/impl@(handrolled syncmap xsync otter ttlcache gocache plain plain+headers tls-client nethttp roster-core roster roster-go ulid.Make randhex)' \
+	-col '/impl@(handrolled syncmap xsync otter ttlcache gocache plain plain+headers tls-client nethttp roster-core-xsync roster-core roster roster-go ulid.Make randhex)' \
 	"$OUT"
 echo
 # The targets of issues 4 and 9, as ratios of the medians above. A missed target

@@ -2,6 +2,7 @@ package evict
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -137,22 +138,183 @@ func TestTimebaseManual(t *testing.T) {
 
 // TestTimebaseCoarseNeverBehind checks the promise eviction relies on: with
 // the system clock, Coarse is never earlier than Now as long as Refresh is
-// called at least once per resolution.
+// called at least once per resolution. Three times, it refreshes and then
+// reads without refreshing for half the resolution, and then lets the
+// reading grow older than a resolution before the next Refresh, so that a
+// Refresh that does not move Coarse on fails the next round.
 func TestTimebaseCoarseNeverBehind(t *testing.T) {
-	tb := NewTimebase(nil, 50*time.Millisecond)
+	const res = 50 * time.Millisecond
+	tb := NewTimebase(nil, res)
 	if tb.Manual() {
 		t.Fatal("Manual() = true for the system clock")
 	}
-	for range 1000 {
+	reads := 0
+	for round := range 3 {
 		tb.Refresh()
-		if c, n := tb.Coarse(), tb.Now(); c < n {
-			t.Fatalf("Coarse %d is behind Now %d", c, n)
+		refreshed := tb.Now()
+		n := tb.Now()
+		for ; n-refreshed < int64(res/2); n = tb.Now() {
+			if c := tb.Coarse(); c < n {
+				t.Fatalf("round %d: Coarse %d is behind Now %d, %v after a Refresh", round, c, n, time.Duration(n-refreshed))
+			}
+			reads++
 		}
+		for tb.Now()-refreshed <= int64(res) {
+			runtime.Gosched()
+		}
+	}
+	// A round can make no read if the goroutine is descheduled for half a
+	// resolution right after its Refresh; three in a row would be news.
+	if reads == 0 {
+		t.Fatal("no reads within half a resolution of a Refresh")
 	}
 	wall := time.Now().UnixNano()
 	if d := tb.Now() - wall; d < -int64(time.Second) || d > int64(time.Second) {
 		t.Errorf("Now is %v away from the wall clock", time.Duration(d))
 	}
+}
+
+// TestTimebaseCoarseBound plays the coarse clock on an injected one: Coarse
+// stays at or after Now for exactly one resolution after a Refresh, and a
+// Refresh that comes later records by how much Coarse fell behind.
+func TestTimebaseCoarseBound(t *testing.T) {
+	const res = 10 * time.Millisecond
+	c := &manualClock{t: time.Unix(1000, 0)}
+	tb := newTimebase(c, res, false)
+	for _, d := range []time.Duration{0, 1, res / 2, res - 1, res} {
+		c.Add(d - c.Now().Sub(time.Unix(1000, 0)))
+		if co, n := tb.Coarse(), tb.Now(); co < n {
+			t.Fatalf("%v after the Refresh: Coarse %d behind Now %d", d, co, n)
+		}
+	}
+	c.Add(3 * time.Millisecond) // the refresh is 3 ms late
+	if co, n := tb.Coarse(), tb.Now(); co >= n {
+		t.Fatalf("Coarse %d not behind Now %d one resolution and 3ms after the Refresh", co, n)
+	}
+	if tb.Lag() != 0 {
+		t.Fatalf("Lag = %v before the late Refresh", tb.Lag())
+	}
+	tb.Refresh()
+	if got := tb.Lag(); got != 3*time.Millisecond {
+		t.Errorf("Lag = %v after a Refresh 3ms late, want 3ms", got)
+	}
+	// A timely Refresh later does not lower it: stamps from the late
+	// period may still be in use.
+	c.Add(res / 2)
+	tb.Refresh()
+	if got := tb.Lag(); got != 3*time.Millisecond {
+		t.Errorf("Lag = %v after a timely Refresh, want it kept at 3ms", got)
+	}
+}
+
+// TestCutoffCoversTheLag is issue 11's "the coarse clock can be early": a
+// Get stamps a use with a Coarse reading 40 ms behind the clock (its
+// refresh stalled), and the sweep that follows must not evict the entry
+// before it has really been idle for the timeout. With a cutoff of plain
+// now - timeout it would be evicted 40 ms early.
+func TestCutoffCoversTheLag(t *testing.T) {
+	const res, timeout = 10 * time.Millisecond, time.Minute
+	c := &manualClock{t: time.Unix(1000, 0)}
+	tb := newTimebase(c, res, false)
+	c.Add(50 * time.Millisecond) // no Refresh meanwhile
+	used := tb.Now()             // when the use really happened
+	stamp := tb.Coarse()         // what the Get recorded
+	if early := time.Duration(used - stamp); early != 40*time.Millisecond {
+		t.Fatalf("stamp is %v early, want 40ms", early)
+	}
+	// The clock goroutine catches up, then refreshes on time, once per
+	// resolution, until the sweep, which refreshes and then cuts off.
+	tb.Refresh()
+	until := func(at int64) {
+		for tb.Now()+int64(res) <= at {
+			c.Add(res)
+			tb.Refresh()
+		}
+		c.Add(time.Duration(at - tb.Now()))
+		tb.Refresh()
+	}
+	for _, tt := range []struct {
+		idle    time.Duration
+		evicted bool
+	}{
+		{timeout - time.Millisecond, false},
+		{timeout, false},
+		{timeout + time.Millisecond, true},
+	} {
+		until(used + int64(tt.idle))
+		now := tb.Now()
+		if got := stamp < tb.Cutoff(now, timeout); got != tt.evicted {
+			t.Errorf("idle %v (lag %v): evicted = %v, want %v", tt.idle, tb.Lag(), got, tt.evicted)
+		}
+	}
+}
+
+// TestLagCountsLongEnough: after a stall, the sweeps keep the lag in their
+// cutoff for at least the timeout plus twice the lag plus one resolution
+// (by then no stamp handed out during the stall can be left unswept), and
+// drop it within two such windows, so that one pause does not delay
+// eviction for ever.
+func TestLagCountsLongEnough(t *testing.T) {
+	const res, timeout, stall = 10 * time.Millisecond, time.Second, 100 * time.Millisecond
+	c := &manualClock{t: time.Unix(1000, 0)}
+	tb := newTimebase(c, res, false)
+	window := int64(timeout + 2*(stall-res) + res)
+	sweep := func() int64 { // as core.sweep: refresh, then cut off
+		tb.Refresh()
+		now := tb.Now()
+		return now - tb.Cutoff(now, timeout) - int64(timeout)
+	}
+	for range 300 { // the first window passes without a stall
+		c.Add(res)
+		if m := sweep(); m != 0 {
+			t.Fatalf("margin %v with no stall", time.Duration(m))
+		}
+	}
+	c.Add(stall) // the clock goroutine and the sweeper stall together
+	seen := tb.Now()
+	if m := sweep(); m != int64(stall-res) {
+		t.Fatalf("margin %v right after the stall, want %v", time.Duration(m), stall-res)
+	}
+	var dropped int64
+	for tb.Now()-seen <= 3*window {
+		c.Add(res)
+		m := sweep()
+		if m == 0 && dropped == 0 {
+			dropped = tb.Now() - seen
+		}
+		if dropped == 0 && m != int64(stall-res) {
+			t.Fatalf("margin %v, want %v until it is dropped", time.Duration(m), stall-res)
+		}
+	}
+	if dropped <= window || dropped > 2*window+int64(res) {
+		t.Errorf("the margin was dropped %v after the stall; want after %v, by %v",
+			time.Duration(dropped), time.Duration(window), time.Duration(2*window+int64(res)))
+	}
+	if tb.Lag() != 0 {
+		t.Errorf("Lag = %v once dropped", tb.Lag())
+	}
+}
+
+// TestRefreshConcurrent: Refresh from several goroutines (the clock
+// goroutine and sweeps) never moves Coarse backwards.
+func TestRefreshConcurrent(t *testing.T) {
+	tb := NewTimebase(nil, time.Millisecond)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			prev := tb.Coarse()
+			for range 20000 {
+				tb.Refresh()
+				c := tb.Coarse()
+				if c < prev {
+					t.Errorf("Coarse went back from %d to %d", prev, c)
+					return
+				}
+				prev = c
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestResolution(t *testing.T) {

@@ -21,7 +21,7 @@ type Sweeper struct {
 // Resolution returns the coarse-clock resolution the sweeper uses for a
 // cleanup interval: a quarter of it, between 1 ms and 1 s. A stamp is at
 // most that much later than the use it records, so eviction is at most that
-// much late.
+// much late, plus the Timebase's Lag if the refresh has fallen behind.
 func Resolution(interval time.Duration) time.Duration {
 	if interval <= 0 {
 		return time.Second

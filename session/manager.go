@@ -560,10 +560,11 @@ func (c *core) sweep() int {
 	start := time.Now()
 	now := c.tb.Now()
 	n := 0
+	cutoff := c.tb.Cutoff(now, time.Duration(timeout))
 	if c.fleet != nil {
-		n = c.fleet.sweep(now, now-timeout)
+		n = c.fleet.sweep(now, cutoff)
 	} else {
-		c.reg.Sweep(now, now-timeout, (*Session).busy, func(s *Session) {
+		c.reg.Sweep(now, cutoff, (*Session).busy, func(s *Session) {
 			if c.collected != nil {
 				c.collected(s)
 			}

@@ -64,7 +64,7 @@ func BenchmarkSweepLockHold(b *testing.B) {
 		var victims []int
 		for i := range m.shards {
 			s := &m.shards[i]
-			sw := sweep[int]{s: s, now: 250, cutoff: 150}
+			sw := sweep[int]{m: m, s: s, now: 250, cutoff: 150}
 			for !sw.done {
 				s.mu.Lock()
 				t := time.Now()

@@ -1,10 +1,10 @@
 // Package shard is the lock-striped map at the heart of roster's registry.
 //
 // A Map holds Entries by string key in a power-of-two number of shards,
-// chosen by the xxh3 hash of the key. Each shard has a lock for writers, a
-// hash table that readers use without any lock, and an idle min-heap ordered
-// by the last-use stamp recorded when an entry was pushed (or last looked at
-// by the sweeper).
+// chosen by the xxh3 hash of the key, seeded per Map. Each shard has a lock
+// for writers, a hash table that readers use without any lock, and an idle
+// min-heap ordered by the last-use stamp recorded when an entry was pushed
+// (or last looked at by the sweeper).
 //
 // Get is lock-free and allocation-free: it hashes, finds the entry and
 // touches its stamp with at most one atomic write. It never touches the heap.
@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 
@@ -29,10 +30,16 @@ import (
 )
 
 var (
-	// ErrExists is returned by Insert when the key is already present.
+	// ErrExists is returned (wrapped, with the key) by Insert when the key
+	// is already present.
 	ErrExists = errors.New("shard: key already present")
 	// ErrClosed is returned by Insert after Drain.
 	ErrClosed = errors.New("shard: map drained")
+	// ErrRemoved is returned (wrapped, with the key) by Insert when the
+	// entry has already been removed from a Map: an entry is inserted once,
+	// and a removed one can never be found again, so inserting it would
+	// only make its key unusable.
+	ErrRemoved = errors.New("shard: entry already removed")
 )
 
 // DefaultShards is the shard count New uses for n <= 0.
@@ -45,7 +52,8 @@ const MaxShards = 1 << 16
 // All methods are safe for concurrent use.
 type Map[V any] struct {
 	shards  []shard[V]
-	shift   uint // 64 - log2(len(shards)): the top bits of a hash pick the shard
+	seed    uint64 // of the hash that picks a shard and a slot
+	shift   uint   // 64 - log2(len(shards)): the top bits of a hash pick the shard
 	sweepMu sync.Mutex
 }
 
@@ -62,7 +70,10 @@ type shard[V any] struct {
 	heap    evict.Heap[*Entry[V]]
 	removed int // entries in heap that are removed: dropped lazily
 	closed  bool
-	_       [64]byte
+	// Tables replaced by a larger one and by a smaller one: tests read
+	// them to prove that a growth or a shrink happened under readers.
+	grows, shrinks int
+	_              [64]byte
 }
 
 // New returns a Map with n shards, rounded up to a power of two; n <= 0
@@ -75,7 +86,10 @@ func New[V any](n int) *Map[V] {
 		panic(fmt.Sprintf("shard: %d shards requested, at most %d allowed", n, MaxShards))
 	}
 	n = 1 << bits.Len(uint(n-1))
-	m := &Map[V]{shards: make([]shard[V], n), shift: uint(64 - bits.TrailingZeros(uint(n)))}
+	// Keys are chosen by callers (CreateSessionWithID, a restore): with a
+	// fixed hash, keys chosen to share a shard and a probe group would
+	// make every lookup of them walk one long probe chain.
+	m := &Map[V]{shards: make([]shard[V], n), seed: rand.Uint64(), shift: uint(64 - bits.TrailingZeros(uint(n)))}
 	for i := range m.shards {
 		m.shards[i].table.Store(newTable[V](groupSize))
 	}
@@ -84,6 +98,8 @@ func New[V any](n int) *Map[V] {
 
 // Shards returns the number of shards.
 func (m *Map[V]) Shards() int { return len(m.shards) }
+
+func (m *Map[V]) hash(key string) uint64 { return xxh3.HashStringSeed(key, m.seed) }
 
 func (m *Map[V]) shardOf(h uint64) *shard[V] {
 	// With one shard the shift is 64, and a Go shift by the full width is 0.
@@ -95,7 +111,7 @@ func (m *Map[V]) shardOf(h uint64) *shard[V] {
 // key either returns the value, and the use it records stops the sweeper
 // from evicting it, or reports false: never both found and evicted.
 func (m *Map[V]) Get(key string, now int64) (V, bool) {
-	h := xxh3.HashString(key)
+	h := m.hash(key)
 	if e := m.shardOf(h).table.Load().lookup(key, h); e != nil && e.Touch(now) {
 		return e.value, true
 	}
@@ -105,29 +121,34 @@ func (m *Map[V]) Get(key string, now int64) (V, bool) {
 
 // Load returns the Entry stored under key, without recording a use.
 func (m *Map[V]) Load(key string) (*Entry[V], bool) {
-	h := xxh3.HashString(key)
+	h := m.hash(key)
 	if e := m.shardOf(h).table.Load().lookup(key, h); e != nil && !e.Removed() {
 		return e, true
 	}
 	return nil, false
 }
 
-// Insert adds e, which must be new, under its key. It returns ErrExists if
-// the key is present and ErrClosed after Drain; e is then not inserted.
+// Insert adds e under its key. e must be new: Insert returns an error
+// wrapping ErrRemoved if e has been removed from a Map, one wrapping
+// ErrExists if the key is present (e itself included), and ErrClosed after
+// Drain; e is then not inserted.
 func (m *Map[V]) Insert(e *Entry[V]) error {
-	h := xxh3.HashString(e.key)
+	h := m.hash(e.key)
 	s := m.shardOf(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
+	if e.Removed() {
+		return fmt.Errorf("%w: key %q", ErrRemoved, e.key)
+	}
 	t := s.table.Load()
 	if t.lookup(e.key, h) != nil {
-		return ErrExists
+		return fmt.Errorf("%w: key %q", ErrExists, e.key)
 	}
 	if (s.used+1)*8 > t.capacity()*7 {
-		t = s.rehash(t)
+		t = s.rehash(t, m.seed)
 	}
 	if t.put(e, h) {
 		s.used++
@@ -138,29 +159,36 @@ func (m *Map[V]) Insert(e *Entry[V]) error {
 }
 
 // rehash replaces t by a table with room for twice the live entries and
-// returns it. Readers still on t keep a complete, frozen view.
-func (s *shard[V]) rehash(t *table[V]) *table[V] {
+// returns it; seed is the Map's. Readers still on t keep a complete, frozen
+// view: nt is published only once every entry is in it.
+func (s *shard[V]) rehash(t *table[V], seed uint64) *table[V] {
 	nt := newTable[V](max(2*s.live, 4*groupSize))
 	if (s.live+1)*8 > nt.capacity()*7 {
 		nt = newTable[V](2 * nt.capacity())
 	}
 	t.each(func(e *Entry[V]) bool {
-		nt.put(e, xxh3.HashString(e.key))
+		nt.put(e, xxh3.HashStringSeed(e.key, seed))
 		return true
 	})
 	s.used = s.live
+	switch {
+	case nt.capacity() > t.capacity():
+		s.grows++
+	case nt.capacity() < t.capacity():
+		s.shrinks++
+	}
 	s.table.Store(nt)
 	return nt
 }
 
 // Delete removes the entry stored under key and returns its value.
 func (m *Map[V]) Delete(key string) (V, bool) {
-	h := xxh3.HashString(key)
+	h := m.hash(key)
 	s := m.shardOf(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.table.Load().lookup(key, h)
-	if e == nil || !s.remove(e, h) {
+	if e == nil || !s.remove(e, h, m.seed) {
 		var zero V
 		return zero, false
 	}
@@ -171,20 +199,20 @@ func (m *Map[V]) Delete(key string) (V, bool) {
 // removed it; of all the calls to Remove, Delete and Sweep that race to
 // remove one entry, exactly one succeeds.
 func (m *Map[V]) Remove(e *Entry[V]) bool {
-	h := xxh3.HashString(e.key)
+	h := m.hash(e.key)
 	s := m.shardOf(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.remove(e, h)
+	return s.remove(e, h, m.seed)
 }
 
 // remove takes e out of the table and flags it removed; the heap drops it
-// lazily. The caller holds s.mu.
-func (s *shard[V]) remove(e *Entry[V], h uint64) bool {
+// lazily. h is e's hash and seed the Map's. The caller holds s.mu.
+func (s *shard[V]) remove(e *Entry[V], h, seed uint64) bool {
 	if !e.markRemoved() {
 		return false
 	}
-	s.unlink(e, h)
+	s.unlink(e, h, seed)
 	// A short-lived entry is usually near the end of the heap: take it
 	// out now. Others wait there, flagged, for the sweeper or a Filter.
 	if s.heap.RemoveNearEnd(e, 8) {
@@ -201,9 +229,9 @@ func (s *shard[V]) remove(e *Entry[V], h uint64) bool {
 	return true
 }
 
-// unlink takes e, already flagged removed, out of the table. The caller
-// holds s.mu.
-func (s *shard[V]) unlink(e *Entry[V], h uint64) {
+// unlink takes e, already flagged removed, out of the table; h is e's hash
+// and seed the Map's. The caller holds s.mu.
+func (s *shard[V]) unlink(e *Entry[V], h, seed uint64) {
 	g, j := s.table.Load().slotOf(e, h)
 	if g == nil {
 		panic("shard: live entry missing from its table")
@@ -213,9 +241,10 @@ func (s *shard[V]) unlink(e *Entry[V], h uint64) {
 	}
 	s.live--
 	// Give memory back once the shard has emptied out: a table at most an
-	// eighth full is rebuilt at a quarter of its size.
+	// eighth full is rebuilt at a quarter of its size, after e's slot is
+	// cleared (the rebuild copies every entry still in the table).
 	if t := s.table.Load(); t.capacity() > 1024 && s.live*8 < t.capacity() {
-		s.rehash(t)
+		s.rehash(t, seed)
 	}
 }
 

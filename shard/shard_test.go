@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -188,71 +189,250 @@ func TestGrowKeepsEveryKey(t *testing.T) {
 	}
 }
 
-// TestReadersNeverMissAStableKey runs lock-free readers while writers insert,
-// delete and force rehashes in the same shards: keys present throughout
-// must be found by every Get, and keys never inserted never found.
-func TestReadersNeverMissAStableKey(t *testing.T) {
-	m := New[int](2)
-	const stable = 2000
-	fill(t, m, stable, 0)
-	var stop atomic.Bool
-	var writers, readers sync.WaitGroup
-	for w := range 2 {
-		writers.Go(func() {
-			for round := 0; !stop.Load(); round++ {
-				base := stable + (w*1000+round%50)*1000
-				for i := range 300 {
-					_ = m.Insert(NewEntry(key(base+i), base+i, 0))
-				}
-				for i := range 300 {
-					m.Delete(key(base + i))
-				}
-			}
-		})
-	}
-	for r := range 4 {
-		readers.Go(func() {
+// readStable runs n readers that Get the stable keys 0..stable-1 (stamped
+// at 1000) and keys never inserted until stop, failing t on a miss of the
+// one or a hit of the other. It returns once every reader has read.
+func readStable(t *testing.T, m *Map[int], stable, n int, stop *atomic.Bool, wg *sync.WaitGroup) {
+	var started sync.WaitGroup
+	started.Add(n)
+	for r := range n {
+		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(r), 9))
-			for range 100000 {
-				i := rng.IntN(stable)
-				if v, ok := m.Get(key(i), 1); !ok || v != i {
-					t.Errorf("Get(%q) = %d, %v during writes", key(i), v, ok)
+			for i := 0; i < 1000 || !stop.Load(); i++ {
+				if i == 1000 {
+					started.Done()
+				}
+				k := rng.IntN(stable)
+				if v, ok := m.Get(key(k), 1000); !ok || v != k {
+					t.Errorf("Get(%q) = %d, %v while the table was replaced", key(k), v, ok)
+					if i < 1000 {
+						started.Done()
+					}
 					return
 				}
-				if _, ok := m.Get(fmt.Sprintf("never-%d", i), 1); ok {
+				if _, ok := m.Get(fmt.Sprintf("never-%d", k), 1000); ok {
 					t.Errorf("Get found a key never inserted")
+					if i < 1000 {
+						started.Done()
+					}
 					return
 				}
 			}
 		})
 	}
-	readers.Wait()
-	stop.Store(true)
-	writers.Wait()
+	started.Wait()
 }
 
-func TestMatchByte(t *testing.T) {
-	ctrl := uint64(0x80_01_00_85_85_9a_00_ff)
-	for _, tt := range []struct {
-		b    uint8
-		want []int // byte indexes that must be flagged
-	}{{0x85, []int{3, 4}}, {0x00, []int{1, 5}}, {0x01, []int{6}}, {0xff, []int{0}}, {0x80, []int{7}}} {
-		m := matchByte(ctrl, tt.b)
-		for _, i := range tt.want {
-			if m&(0x80<<(8*i)) == 0 {
-				t.Errorf("matchByte(%#x, %#x) = %#x misses byte %d", ctrl, tt.b, m, i)
-			}
+// TestReadersDuringGrowth runs lock-free readers of a few stable keys while
+// a writer inserts 60k more into the same shard, so that its table is
+// outgrown and replaced ten times under them: the shard's growth
+// counter proves it was. A grown table published before every entry is in
+// it makes readers miss stable keys.
+func TestReadersDuringGrowth(t *testing.T) {
+	m := New[int](1)
+	const stable = 64
+	for i := range stable {
+		if err := m.Insert(NewEntry(key(i), i, 1000)); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if !hasEmpty(ctrl) || hasEmpty(0x80_81_01_82_83_84_85_86) {
-		t.Error("hasEmpty wrong")
+	s := &m.shards[0]
+	s.mu.Lock()
+	grows := s.grows
+	s.mu.Unlock()
+	var stop atomic.Bool
+	var readers sync.WaitGroup
+	readStable(t, m, stable, 4, &stop, &readers)
+	for i := stable; i < 60_000; i++ {
+		if err := m.Insert(NewEntry(key(i), i, 0)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// The tag of a hash always has the top bit set and never equals the
+	s.mu.Lock()
+	grows = s.grows - grows
+	s.mu.Unlock()
+	stop.Store(true)
+	readers.Wait()
+	if grows < 8 {
+		t.Errorf("the table grew %d times under the readers, want at least 8", grows)
+	}
+}
+
+// TestReadersDuringShrink runs lock-free readers of a few stable keys while
+// 60k other keys of their shard leave by Remove, Delete and Sweep, so that
+// its table shrinks under them: the shard's shrink counter proves it did.
+// Afterwards the table holds exactly the live entries and every key that
+// left can be inserted again: a shrink that copies the leaving entry before
+// its slot is cleared leaves it in the new table, its key taken forever.
+func TestReadersDuringShrink(t *testing.T) {
+	m := New[int](1)
+	const stable, n = 64, 60_000
+	es := make([]*Entry[int], n)
+	for i := range n {
+		st := int64(1000)
+		if i >= stable {
+			st = 0
+		}
+		es[i] = NewEntry(key(i), i, st)
+		if err := m.Insert(es[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &m.shards[0]
+	var stop atomic.Bool
+	var readers sync.WaitGroup
+	readStable(t, m, stable, 4, &stop, &readers)
+	for i := stable; i < n; i++ {
+		switch i % 3 {
+		case 0:
+			m.Remove(es[i])
+		case 1:
+			m.Delete(key(i))
+		}
+		if i%10_000 == 0 {
+			m.Sweep(1000, 500, nil, func(int) {}) // evicts those stamped 0 and left
+		}
+	}
+	m.Sweep(1000, 500, nil, func(int) {})
+	s.mu.Lock()
+	shrinks, live, held := s.shrinks, s.live, 0
+	s.table.Load().each(func(*Entry[int]) bool { held++; return true })
+	s.mu.Unlock()
+	stop.Store(true)
+	readers.Wait()
+	if shrinks < 2 {
+		t.Errorf("the table shrank %d times under the readers, want at least 2", shrinks)
+	}
+	if live != stable || held != stable {
+		t.Errorf("after the removals: live = %d, table holds %d; want %d", live, held, stable)
+	}
+	for i := stable; i < n; i++ {
+		if err := m.Insert(NewEntry(key(i), i, 0)); err != nil {
+			t.Fatalf("Insert of %q after it left: %v", key(i), err)
+		}
+	}
+}
+
+// TestMatchByte checks matchByte against the bytes of the control word: it
+// must flag every byte equal to b, and it may flag a byte that is not equal
+// only above one that is (a borrow from the true match), never below all of
+// them nor in a word with none.
+func TestMatchByte(t *testing.T) {
+	ctrls := []uint64{
+		0x80_01_00_85_85_9a_00_ff,
+		0x80_81_01_82_83_84_85_86,
+		0x00_00_00_00_00_00_00_00,
+		0x85_84_85_01_01_86_85_00,
+		0xff_fe_80_81_01_00_01_80,
+	}
+	for _, ctrl := range ctrls {
+		for _, b := range []uint8{0x00, 0x01, 0x80, 0x81, 0x85, 0x86, 0xff} {
+			m := matchByte(ctrl, b)
+			seen := false // a true match below this byte
+			for i := range 8 {
+				eq := uint8(ctrl>>(8*i)) == b
+				flagged := m&(0x80<<(8*i)) != 0
+				switch {
+				case eq && !flagged:
+					t.Errorf("matchByte(%#x, %#x) = %#x misses byte %d", ctrl, b, m, i)
+				case !eq && flagged && !seen:
+					t.Errorf("matchByte(%#x, %#x) = %#x flags byte %d, with no match below it", ctrl, b, m, i)
+				}
+				seen = seen || eq
+			}
+			if m&^msbs != 0 {
+				t.Errorf("matchByte(%#x, %#x) = %#x sets bits other than the bytes' top bits", ctrl, b, m)
+			}
+		}
+		// hasEmpty is exact: full bytes have the top bit set, deleted ones
+		// are 0x01.
+		want := false
+		for i := range 8 {
+			want = want || uint8(ctrl>>(8*i)) == ctrlEmpty
+		}
+		if got := hasEmpty(ctrl); got != want {
+			t.Errorf("hasEmpty(%#x) = %v, want %v", ctrl, got, want)
+		}
+	}
+	// The tag of a hash always has the top bit set, so it never equals the
 	// empty or deleted bytes.
-	for _, h := range []uint64{0, 1, 0x7f, xxh3.HashString("x")} {
+	for _, h := range []uint64{0, 1, 0x7f, 0xff, xxh3.HashString("x")} {
 		if tg := tagOf(h); tg&tagBit == 0 {
 			t.Errorf("tagOf(%#x) = %#x", h, tg)
 		}
+	}
+}
+
+// TestInsertRejectsRemoved checks that an entry removed by any path can
+// never be inserted again: it would be unreachable (Get fails on a removed
+// entry) and its key unusable. The key itself stays usable.
+func TestInsertRejectsRemoved(t *testing.T) {
+	removers := map[string]func(m *Map[int], e *Entry[int]){
+		"Remove": func(m *Map[int], e *Entry[int]) { m.Remove(e) },
+		"Delete": func(m *Map[int], e *Entry[int]) { m.Delete(e.Key()) },
+		"Sweep":  func(m *Map[int], e *Entry[int]) { m.Sweep(100, 50, nil, func(int) {}) },
+		"Drain":  func(m *Map[int], e *Entry[int]) { m.Drain(func(int) {}) },
+	}
+	for name, remove := range removers {
+		t.Run(name, func(t *testing.T) {
+			m := New[int](2)
+			e := NewEntry("k", 1, 0)
+			if err := m.Insert(e); err != nil {
+				t.Fatal(err)
+			}
+			remove(m, e)
+			if !e.Removed() {
+				t.Fatal("entry not removed")
+			}
+			if name == "Drain" {
+				m = New[int](2) // a drained Map refuses everything; try another
+			}
+			err := m.Insert(e)
+			if !errors.Is(err, ErrRemoved) || !strings.Contains(err.Error(), `"k"`) {
+				t.Fatalf("Insert of a removed entry = %v, want ErrRemoved naming the key", err)
+			}
+			if _, ok := m.Get("k", 10); ok || m.Len() != 0 {
+				t.Fatalf("after the refused Insert: Get found it or Len = %d", m.Len())
+			}
+			if err := m.Insert(NewEntry("k", 2, 0)); err != nil {
+				t.Fatalf("Insert of a fresh entry under the key: %v", err)
+			}
+			if v, ok := m.Get("k", 10); !ok || v != 2 {
+				t.Errorf("Get = %d, %v; want the fresh 2", v, ok)
+			}
+		})
+	}
+	m := New[int](1)
+	e := NewEntry("k", 1, 0)
+	_ = m.Insert(e)
+	if err := m.Insert(e); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), `"k"`) {
+		t.Errorf("second Insert of a live entry = %v, want ErrExists naming the key", err)
+	}
+}
+
+// TestHashIsSeeded: keys chosen to share one shard and one probe group in a
+// Map are spread over the shards and groups of another, so callers who
+// choose IDs cannot pile them onto one lock, heap or probe chain.
+func TestHashIsSeeded(t *testing.T) {
+	a, b := New[int](64), New[int](64)
+	var chosen []string
+	for i := 0; len(chosen) < 2000; i++ {
+		if k := key(i); a.shardOf(a.hash(k)) == &a.shards[0] {
+			chosen = append(chosen, k)
+		}
+	}
+	for _, k := range chosen {
+		if err := b.Insert(NewEntry(k, 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	most := 0
+	for i := range b.shards {
+		most = max(most, b.shards[i].live)
+	}
+	// 2000 keys over 64 shards: about 31 each; a shared hash puts 2000 in one.
+	if most > 200 {
+		t.Errorf("keys chosen into one shard of a Map put %d of 2000 into one shard of another", most)
 	}
 }
 

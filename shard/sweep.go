@@ -1,7 +1,5 @@
 package shard
 
-import "github.com/zeebo/xxh3"
-
 // sweepBatch bounds the heap operations done under one hold of a shard lock,
 // and bulkBatch the items looked at in bulk mode: each costs well under a
 // microsecond, so no sweep holds a shard lock for long, whatever the shard
@@ -40,7 +38,7 @@ func (m *Map[V]) collect(now, cutoff int64, busy func(V) bool) []V {
 	var victims []V
 	for i := range m.shards {
 		s := &m.shards[i]
-		sw := sweep[V]{s: s, now: now, cutoff: cutoff, busy: busy}
+		sw := sweep[V]{m: m, s: s, now: now, cutoff: cutoff, busy: busy}
 		for !sw.done {
 			s.mu.Lock()
 			if sw.bulk {
@@ -56,6 +54,7 @@ func (m *Map[V]) collect(now, cutoff int64, busy func(V) bool) []V {
 
 // sweep is the state of one Sweep over one shard across its lock holds.
 type sweep[V any] struct {
+	m           *Map[V]
 	s           *shard[V]
 	now, cutoff int64
 	busy        func(V) bool
@@ -95,7 +94,7 @@ func (w *sweep[V]) heapStep(victims []V) []V {
 			s.heap.SetMin(w.now)
 		case e.stamp.CompareAndSwap(st, st|removedBit):
 			s.heap.PopMin()
-			s.unlink(e, xxh3.HashString(e.key))
+			s.unlink(e, w.m.hash(e.key), w.m.seed)
 			victims = append(victims, e.value)
 		}
 		// A failed CAS means a Get touched e just now: look again.
@@ -136,7 +135,7 @@ func (w *sweep[V]) bulkStep(victims []V) []V {
 			w.next++
 		case e.stamp.CompareAndSwap(st, st|removedBit):
 			s.heap.RemoveAt(w.next)
-			s.unlink(e, xxh3.HashString(e.key))
+			s.unlink(e, w.m.hash(e.key), w.m.seed)
 			victims = append(victims, e.value)
 		}
 		// RemoveAt moved the last item to w.next, and a failed CAS means a

@@ -154,6 +154,11 @@ func TestSweepRaceWithGet(t *testing.T) {
 		if found == (len(evicted) == 1) {
 			t.Fatalf("Get found = %v, sweep evicted %v", found, evicted)
 		}
+		// The entry a Get found stays in the map, and an evicted one is
+		// gone from it.
+		if _, ok := m.Load(key(0)); ok != found || m.Len() != len(evicted)^1 {
+			t.Fatalf("Get found = %v, Load finds = %v, Len = %d", found, ok, m.Len())
+		}
 	}
 }
 

@@ -1,6 +1,6 @@
 // Command targets reads the output of roster's comparison benchmarks (see
-// bench/run.sh) and checks the targets of issues 4 and 9, each as a ratio
-// of medians taken from the same run.
+// bench/run.sh) and checks the targets of issues 4, 9 and 12, each as a
+// ratio of medians taken from the same run.
 //
 // Usage:
 //
@@ -196,6 +196,26 @@ func report(w io.Writer, r results) int {
 		}
 	}
 
+	// Issue 12: the registry core against bare xsync.MapOf; then its rule
+	// for replacing the core's table by an xsync.MapOf (impl=
+	// roster-core-xsync, skipped when the run has no such contender): hits
+	// within 1.05x of the table and misses faster.
+	within := func(name, bench, impl, refImpl string, limit float64) {
+		got, ok1 := r.median(bench, impl, "ns/op")
+		ref, ok2 := r.median(bench, refImpl, "ns/op")
+		add(check{name: name, got: got, ref: ref, refName: refImpl, limit: limit, inclusive: true, unit: "ns/op"}, ok1 && ok2 && ref != 0)
+	}
+	for _, p := range r.procs("BenchmarkGet") {
+		b := "BenchmarkGet-" + p
+		within("core Get -cpu="+p+": within 1.05x of bare xsync.MapOf", b, "roster-core", "xsync", 1.05)
+		within("xsync core Get -cpu="+p+": within 1.05x of the table (issue-12 rule)", b, "roster-core-xsync", "roster-core", 1.05)
+	}
+	for _, p := range r.procs("BenchmarkGetMiss") {
+		b := "BenchmarkGetMiss-" + p
+		within("core Get miss -cpu="+p+": no slower than bare xsync.MapOf", b, "roster-core", "xsync", 1)
+		ratio("xsync core Get miss -cpu="+p+": faster than the table (issue-12 rule)", b, "ns/op", "roster-core-xsync", "roster-core", 1, false)
+	}
+
 	const lat = "BenchmarkGetLatency"
 	for _, p := range r.procs(lat) {
 		b := lat + "-" + p
@@ -262,7 +282,7 @@ func report(w io.Writer, r results) int {
 		}
 	}
 
-	fmt.Fprintln(w, "issue-4 and issue-9 targets (medians of the same run; ratio = roster / reference)")
+	fmt.Fprintln(w, "issue-4, issue-9 and issue-12 targets (medians of the same run; ratio = roster / reference)")
 	fmt.Fprintln(w)
 	missed := 0
 	for _, c := range checks {

@@ -109,3 +109,33 @@ BenchmarkFingerprintedGet/impl=roster-go-4 	 1000	 50 ns/op
 		}
 	}
 }
+
+// TestReportIssue12 checks the targets of issue 12: the core's hits within
+// 1.05x of bare xsync and its misses no slower; the xsync-based core's hits
+// within 1.05x of the table's and its misses faster.
+func TestReportIssue12(t *testing.T) {
+	const in = `BenchmarkGet/impl=xsync         	  1000	       40.0 ns/op
+BenchmarkGet/impl=roster-core 	  1000	       38.0 ns/op
+BenchmarkGet/impl=roster-core-xsync   	  1000	       41.0 ns/op
+BenchmarkGetMiss/impl=xsync     	  1000	       30.0 ns/op
+BenchmarkGetMiss/impl=roster-core 	  1000	       60.0 ns/op
+BenchmarkGetMiss/impl=roster-core-xsync 	  1000	       31.0 ns/op
+`
+	r, err := parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	report(&out, r)
+	s := out.String()
+	for _, want := range []string{
+		"ok       core Get -cpu=1: within 1.05x of bare xsync.MapOf",                 // 38/40
+		"MISSED   xsync core Get -cpu=1: within 1.05x of the table (issue-12 rule)",  // 41/38 = 1.079
+		"MISSED   core Get miss -cpu=1: no slower than bare xsync.MapOf",             // 60/30
+		"ok       xsync core Get miss -cpu=1: faster than the table (issue-12 rule)", // 31/60
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("report lacks %q:\n%s", want, s)
+		}
+	}
+}
