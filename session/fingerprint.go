@@ -157,7 +157,20 @@ func (ft *fpTransport) proxy(req *fhttp.Request) (*url.URL, error) {
 // dialTLS opens a connection to addr, through the session's proxy if any,
 // and runs the browser's TLS handshake on it.
 func (ft *fpTransport) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
-	raw, err := ft.h.dialThrough(ctx, network, addr)
+	alpn := ft.alpn
+	var (
+		raw net.Conn
+		err error
+	)
+	if pu := ft.h.s.proxy.Load(); pu != nil && pu.Scheme == "https" && addr == canonicalAddr(pu) {
+		// fhttp reaches an https proxy (for an http:// target) through
+		// this dialer too: TLS with the proxy itself, not a tunnel to
+		// it, and HTTP/1.1 to it, as net/http does.
+		raw, err = ft.h.dialer.DialContext(ctx, network, addr)
+		alpn = []string{"http/1.1"}
+	} else {
+		raw, err = ft.h.dialThrough(ctx, network, addr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -169,10 +182,10 @@ func (ft *fpTransport) dialTLS(ctx context.Context, network, addr string) (net.C
 		raw.Close()
 		return nil, fmt.Errorf("preset %s: %w", ft.p.Name, err)
 	}
-	if ft.alpn != nil {
+	if alpn != nil {
 		for _, e := range spec.Extensions {
 			if a, ok := e.(*utls.ALPNExtension); ok {
-				a.AlpnProtocols = ft.alpn
+				a.AlpnProtocols = alpn
 			}
 		}
 	}

@@ -475,12 +475,19 @@ func TestProxies(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSessionFor(t, m, &protocol.SessionConfig{Proxy: tt.proxy, CACerts: caPEM + proxyCA})
 			before := tt.counter()
+			tunnels := httpProxy.tunnels.Load() + tlsProxy.tunnels.Load()
 			resp, _ := get(t, s, tt.target+"/get")
 			if resp.StatusCode != 200 {
 				t.Fatalf("status %d through %s", resp.StatusCode, tt.name)
 			}
 			if tt.counter() != before+1 {
 				t.Errorf("the proxy did not carry the request")
+			}
+			// An http:// target goes to an HTTP(S) proxy as an
+			// absolute-form request, never as a tunnel to the proxy
+			// itself (which proxies refuse to non-TLS ports).
+			if now := httpProxy.tunnels.Load() + tlsProxy.tunnels.Load(); tt.target == plain.URL && now != tunnels {
+				t.Errorf("an http:// request opened %d CONNECT tunnels", now-tunnels)
 			}
 		})
 	}
