@@ -13,6 +13,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/rosterhq/roster/internal/redistest"
+	"github.com/rosterhq/roster/session"
 )
 
 func TestParseFleetConfig(t *testing.T) {
@@ -23,11 +24,12 @@ func TestParseFleetConfig(t *testing.T) {
 		want fleetConfig
 		err  string
 	}{
-		{"none", nil, nil, fleetConfig{}, ""},
+		{"none", nil, nil, fleetConfig{leaseTTL: session.DefaultLeaseTTL, saveEvery: defaultSaveInterval}, ""},
 		{"flags", []string{"-redis", "redis://127.0.0.1:6379/0", "-fleet-max-sessions", "5", "-lease-ttl", "2s", "-save-interval", "1s"}, nil,
 			fleetConfig{redisURL: "redis://127.0.0.1:6379/0", maxSessions: 5, leaseTTL: 2 * time.Second, saveEvery: time.Second}, ""},
 		{"env with password", nil, map[string]string{"ROSTER_REDIS": "rediss://h:6380", "ROSTER_REDIS_PASSWORD": "pw", "ROSTER_FLEET_MAX_SESSIONS": "3"},
-			fleetConfig{redisURL: "rediss://h:6380", password: "pw", maxSessions: 3}, ""},
+			fleetConfig{redisURL: "rediss://h:6380", password: "pw", maxSessions: 3, leaseTTL: session.DefaultLeaseTTL, saveEvery: defaultSaveInterval}, ""},
+		{"bad env names the variable", nil, map[string]string{"ROSTER_FLEET_MAX_SESSIONS": "x"}, fleetConfig{}, "ROSTER_FLEET_MAX_SESSIONS"},
 		{"cap without redis", []string{"-fleet-max-sessions", "5"}, nil, fleetConfig{}, "needs -redis"},
 		{"bad scheme", []string{"-redis", "http://x"}, nil, fleetConfig{}, "redis:// or rediss://"},
 		{"password redacted", []string{"-redis", "http://u:secret@x"}, nil, fleetConfig{}, "xxxxx"},

@@ -173,12 +173,10 @@ by the environment variable in brackets; a flag on the command line wins.
 	num(&c.maxTunnelsPerSess, "max-tunnels-per-session", daemon.DefaultMaxTunnelsPerSession, "cap on CONNECT tunnels open at once per session, 0 for none")
 	dur(&c.tunnelIdleTimeout, "tunnel-idle-timeout", daemon.DefaultTunnelIdleTimeout, "close a CONNECT tunnel with no bytes either way for this long, 0 for never")
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")
-	fleetFlags := addFleetFlags(fs, func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	})
+	str(&c.fleet.redisURL, "redis", "", "redis:// or rediss:// `URL` of the fleet's store; the password from the URL or ROSTER_REDIS_PASSWORD")
+	num(&c.fleet.maxSessions, "fleet-max-sessions", 0, "cap on sessions across every rosterd sharing -redis, 0 for none")
+	dur(&c.fleet.leaseTTL, "lease-ttl", session.DefaultLeaseTTL, "how long a session stays leased to a rosterd that stopped renewing (100ms or more)")
+	dur(&c.fleet.saveEvery, "save-interval", defaultSaveInterval, "how often sessions that changed are saved to -redis")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -213,11 +211,9 @@ by the environment variable in brackets; a flag on the command line wins.
 	if err := tokenFrom(c, given["token"], getenv); err != nil {
 		return nil, err
 	}
-	fleet, err := fleetFlags(getenv)
-	if err != nil {
+	if err := c.fleet.check(getenv); err != nil {
 		return nil, err
 	}
-	c.fleet = fleet
 	return c, nil
 }
 

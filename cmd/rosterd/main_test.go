@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rosterhq/roster/daemon"
+	"github.com/rosterhq/roster/session"
 	"go.uber.org/goleak"
 )
 
@@ -44,6 +45,7 @@ func defaults() config {
 		maxTunnels:        daemon.DefaultMaxTunnels,
 		maxTunnelsPerSess: daemon.DefaultMaxTunnelsPerSession,
 		tunnelIdleTimeout: daemon.DefaultTunnelIdleTimeout,
+		fleet:             fleetConfig{leaseTTL: session.DefaultLeaseTTL, saveEvery: defaultSaveInterval},
 	}
 }
 
@@ -69,7 +71,7 @@ func TestParseConfig(t *testing.T) {
 		"ROSTER_LOG_LEVEL":        "debug",
 	}
 	fromEnv := with(func(c *config) {
-		*c = config{listen: "127.0.0.1:9000", token: envTok, maxSessions: 7, sessionTimeout: 90 * time.Second,
+		*c = config{fleet: defaults().fleet, listen: "127.0.0.1:9000", token: envTok, maxSessions: 7, sessionTimeout: 90 * time.Second,
 			cleanupInterval: 5 * time.Second, shutdownTimeout: 2 * time.Second, logLevel: slog.LevelDebug,
 			maxConns: c.maxConns, maxHeaderBytes: c.maxHeaderBytes, idleTimeout: c.idleTimeout, maxTunnels: c.maxTunnels,
 			maxTunnelsPerSess: c.maxTunnelsPerSess, tunnelIdleTimeout: c.tunnelIdleTimeout}
@@ -85,7 +87,7 @@ func TestParseConfig(t *testing.T) {
 		{"every flag", []string{"-listen", "127.0.0.1:0", "-token", flagTok, "-max-sessions", "3", "-session-timeout", "15m",
 			"-cleanup-interval", "10s", "-shutdown-timeout", "1m", "-log-level", "warn", "-max-conns", "9", "-max-header-bytes", "4096",
 			"-idle-timeout", "7s", "-max-tunnels", "5", "-max-tunnels-per-session", "2", "-tunnel-idle-timeout", "0"},
-			nil, config{listen: "127.0.0.1:0", token: flagTok, maxSessions: 3, sessionTimeout: 15 * time.Minute,
+			nil, config{fleet: defaults().fleet, listen: "127.0.0.1:0", token: flagTok, maxSessions: 3, sessionTimeout: 15 * time.Minute,
 				cleanupInterval: 10 * time.Second, shutdownTimeout: time.Minute, logLevel: slog.LevelWarn,
 				maxConns: 9, maxHeaderBytes: 4096, idleTimeout: 7 * time.Second, maxTunnels: 5, maxTunnelsPerSess: 2}},
 		{"limits from env", nil, map[string]string{"ROSTER_MAX_CONNS": "0", "ROSTER_IDLE_TIMEOUT": "1m", "ROSTER_MAX_TUNNELS_PER_SESSION": "4"},
