@@ -921,10 +921,25 @@ func (f *fleet) renew(held []*Session) {
 // longer than the save interval ago that was used or changed since (a
 // request, a use, SetCookies, ClearCookies, SetProxy).
 func (f *fleet) saveChanged(held []*Session) {
-	due := f.mono() - int64(f.o.saveEvery)
+	// The snapshot's time, not the reply's, marks a save: stamped after
+	// the round trip, a session saved every tick looked not yet due at the
+	// next one, and was saved every other tick.
+	snap := f.mono()
+	due := snap - int64(f.o.saveEvery)
 	var writes []store.Write
 	var who []*Session
 	var marks [][3]int64
+	// Each session's ID lock is held from its snapshot until the reply:
+	// a Close or an eviction that saves a newer state waits for this
+	// write instead of being overwritten by it (both carry the same
+	// fencing token). A session whose lock is taken is saved by its
+	// holder, or at the next tick.
+	var unlocks []func()
+	defer func() {
+		for _, u := range unlocks {
+			u()
+		}
+	}()
 	for _, s := range held {
 		if s.ls.savedAt.Load() > due {
 			continue
@@ -932,6 +947,14 @@ func (f *fleet) saveChanged(held []*Session) {
 		used, reqs, chg := s.entry.LastUsed(), s.requests.Load(), s.ls.changes.Load()
 		if used == s.ls.saved.Load() && reqs == s.ls.savedReqs.Load() && chg == s.ls.savedChg.Load() {
 			continue
+		}
+		unlock, _ := f.tryLock(s.id)
+		if unlock == nil {
+			continue
+		}
+		unlocks = append(unlocks, unlock)
+		if s.closed.Load() {
+			continue // closed meanwhile: its close saved it
 		}
 		data, err := s.Marshal()
 		if err != nil {
@@ -953,7 +976,6 @@ func (f *fleet) saveChanged(held []*Session) {
 		f.saveErrors.Add(int64(len(writes)))
 		return
 	}
-	at := f.mono()
 	for i, e := range errs {
 		s := who[i]
 		switch {
@@ -962,13 +984,10 @@ func (f *fleet) saveChanged(held []*Session) {
 			s.ls.saved.Store(marks[i][0])
 			s.ls.savedReqs.Store(marks[i][1])
 			s.ls.savedChg.Store(marks[i][2])
-			s.ls.savedAt.Store(at)
+			s.ls.savedAt.Store(snap)
 		case errors.Is(e, store.ErrFenced):
 			f.fenced.Add(1)
-			if unlock, _ := f.tryLock(s.id); unlock != nil {
-				f.lose(s)
-				unlock()
-			}
+			f.lose(s) // under its ID lock, held since the snapshot
 		default:
 			f.saveErrors.Add(1)
 		}

@@ -779,3 +779,89 @@ func TestFleetCloseDuringShutdownSaves(t *testing.T) {
 		}
 	}
 }
+
+// saveHold wraps a store: a periodic (non-releasing) save reports that it
+// has begun and waits for let; every save records the fleet time it began.
+type saveHold struct {
+	store.Store
+	mono    func() int64
+	entered chan struct{}
+	let     chan struct{}
+	began   atomic.Int64
+}
+
+func (h *saveHold) Save(ctx context.Context, ws []store.Write) ([]error, error) {
+	if h.mono != nil {
+		h.began.Store(h.mono())
+	}
+	if len(ws) > 0 && !ws[0].Release && h.entered != nil {
+		close(h.entered)
+		h.entered = nil
+		<-h.let
+	}
+	return h.Store.Save(ctx, ws)
+}
+
+// TestFleetPeriodicSaveDoesNotOverwriteClose: a periodic save in flight when
+// the session is changed and closed must not land after the close's save
+// (both carry the same fencing token): Close waits for it, then saves the
+// newer state. Before, the store was left with the older state.
+func TestFleetPeriodicSaveDoesNotOverwriteClose(t *testing.T) {
+	e := newFleetEnv(t)
+	_, st := e.client(time.Second)
+	hs := &saveHold{Store: st, entered: make(chan struct{}), let: make(chan struct{})}
+	a := NewManager(WithClock(newFakeClock()), WithCleanupInterval(0), WithStore(hs), WithOwner("A"),
+		WithStoreTimeout(2*time.Second), WithLogger(quietLogger), WithSaveInterval(time.Nanosecond), WithLeaseTTL(time.Hour))
+	t.Cleanup(a.Shutdown)
+	b, _ := e.manager("B", nil)
+	id := mustCreate(t, a)
+	s, _ := a.GetSession(id)
+	setCookie(t, s, "old")
+	ticked := make(chan struct{})
+	entered := hs.entered
+	go func() { a.c.fleet.tick(); close(ticked) }() // snapshots "old", then waits in Save
+	<-entered
+	setCookie(t, s, "new")
+	closed := make(chan struct{})
+	go func() { _ = s.Close(); close(closed) }()
+	// Give a Close that does not wait (the old code) time to finish
+	// before the periodic save lands; the fixed Close waits regardless.
+	select {
+	case <-closed:
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(hs.let)
+	<-ticked
+	<-closed
+	got, err := b.GetSession(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := cookieOf(t, got); v != "new" {
+		t.Fatalf("the store holds %q after Close saved %q: the periodic save in flight overwrote it", v, "new")
+	}
+}
+
+// TestFleetSaveStampsTheSnapshot: a periodic save is stamped with the time
+// of its snapshot, not of the reply, so that a session that changes every
+// tick is saved every save interval, not every other one.
+func TestFleetSaveStampsTheSnapshot(t *testing.T) {
+	e := newFleetEnv(t)
+	_, st := e.client(time.Second)
+	hs := &saveHold{Store: st}
+	a := NewManager(WithClock(newFakeClock()), WithCleanupInterval(0), WithStore(hs), WithOwner("A"),
+		WithLogger(quietLogger), WithSaveInterval(time.Nanosecond), WithLeaseTTL(time.Hour))
+	t.Cleanup(a.Shutdown)
+	hs.mono = a.c.fleet.mono
+	id := mustCreate(t, a)
+	s, _ := a.GetSession(id)
+	setCookie(t, s, "x")
+	saves := a.StoreStats().Saves
+	a.c.fleet.tick()
+	if a.StoreStats().Saves != saves+1 {
+		t.Fatalf("the tick saved %d sessions, want 1", a.StoreStats().Saves-saves)
+	}
+	if at, began := s.ls.savedAt.Load(), hs.began.Load(); at > began {
+		t.Errorf("save stamped at %d, after the write began at %d: stamped with the reply", at, began)
+	}
+}
