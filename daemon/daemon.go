@@ -58,6 +58,8 @@ type Server struct {
 	metrics  *metrics
 	gatherer prometheus.Gatherer
 	api      *http.ServeMux
+	// intercept is nil unless Options.Intercept is set (see intercept.go).
+	intercept *interceptor
 }
 
 // Options configure a Server.
@@ -75,6 +77,9 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Intercept, if set, turns on TLS interception of CONNECT tunnels
+	// with a local CA; nil keeps every tunnel plain.
+	Intercept *InterceptOptions
 }
 
 // New returns a Server with a running Manager of its own. It fails if the
@@ -94,6 +99,13 @@ func New(o Options) (*Server, error) {
 		o.Gatherer = prometheus.DefaultGatherer
 	}
 	s := &Server{token: o.Token, log: o.Logger, gatherer: o.Gatherer}
+	if o.Intercept != nil {
+		ic, err := newInterceptor(o.Intercept, o.Logger)
+		if err != nil {
+			return nil, err
+		}
+		s.intercept = ic
+	}
 	sweep := newSweepHistogram()
 	opts := append([]session.Option{
 		session.WithLogger(o.Logger),

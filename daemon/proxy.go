@@ -139,6 +139,10 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 		s.proxyError(w, http.StatusBadRequest, fmt.Sprintf("roster: CONNECT target %q is not host:port", addr))
 		return
 	}
+	if s.intercept != nil && s.intercept.wants(sess, addr) {
+		s.serveIntercept(w, r, sess, addr)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	up, err := sess.Dial(ctx, "tcp", addr)
 	cancel()
