@@ -13,6 +13,9 @@
 //	-cleanup-interval  ROSTER_CLEANUP_INTERVAL  sweep interval (default 1m)
 //	-shutdown-timeout  ROSTER_SHUTDOWN_TIMEOUT  how long SIGINT/SIGTERM waits for requests (default 30s)
 //	-log-level         ROSTER_LOG_LEVEL         debug, info, warn or error (default info)
+//	-intercept         ROSTER_INTERCEPT         terminate TLS in CONNECT tunnels with a local CA (default false)
+//	-ca-dir            ROSTER_CA_DIR            the CA's directory (default: roster under os.UserConfigDir)
+//	-intercept-skip    ROSTER_INTERCEPT_SKIP    comma-separated host globs whose tunnels stay plain
 package main
 
 import (
@@ -54,6 +57,9 @@ type config struct {
 	cleanupInterval time.Duration
 	shutdownTimeout time.Duration
 	logLevel        slog.Level
+	intercept       bool
+	caDir           string // "": roster under os.UserConfigDir
+	interceptSkip   string // comma-separated host globs
 }
 
 // parseConfig reads the flags, with each default taken from its environment
@@ -75,8 +81,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	interval := fs.String("cleanup-interval", env("ROSTER_CLEANUP_INTERVAL", "1m"), "sweep interval; 0 turns idle eviction off (ROSTER_CLEANUP_INTERVAL)")
 	shutdown := fs.String("shutdown-timeout", env("ROSTER_SHUTDOWN_TIMEOUT", "30s"), "how long shutdown waits for requests (ROSTER_SHUTDOWN_TIMEOUT)")
 	level := fs.String("log-level", env("ROSTER_LOG_LEVEL", "info"), "debug, info, warn or error (ROSTER_LOG_LEVEL)")
+	interceptEnv := env("ROSTER_INTERCEPT", "false")
+	interceptDef, ierr := strconv.ParseBool(interceptEnv)
+	fs.BoolVar(&c.intercept, "intercept", interceptDef, "terminate TLS in CONNECT tunnels with a local CA, so https carries the session's identity (ROSTER_INTERCEPT)")
+	fs.StringVar(&c.caDir, "ca-dir", env("ROSTER_CA_DIR", ""), "directory of the interception CA; default roster under the user config dir (ROSTER_CA_DIR)")
+	fs.StringVar(&c.interceptSkip, "intercept-skip", env("ROSTER_INTERCEPT_SKIP", ""), "comma-separated host globs (*.example.com) whose tunnels stay plain, for pinned hosts (ROSTER_INTERCEPT_SKIP)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if ierr != nil {
+		return nil, fmt.Errorf("ROSTER_INTERCEPT %q: want true or false", interceptEnv)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -112,6 +126,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_, _ = rand.Read(b)
 		c.token = hex.EncodeToString(b)
 	}
+	var ca *daemon.CA
+	var caCreated bool
+	var intercept *daemon.InterceptOptions
+	if c.intercept {
+		if ca, caCreated, err = loadCA(c.caDir); err != nil {
+			return err
+		}
+		intercept = &daemon.InterceptOptions{CA: ca, Skip: strings.Split(c.interceptSkip, ",")}
+	}
 	srv, err := daemon.New(daemon.Options{
 		Token:  c.token,
 		Logger: log,
@@ -120,6 +143,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			session.WithSessionTimeout(c.sessionTimeout),
 			session.WithCleanupInterval(c.cleanupInterval),
 		},
+		Intercept: intercept,
 	})
 	if err != nil {
 		return err
@@ -140,6 +164,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "rosterd: token %s\n", c.token)
 	}
 	fmt.Fprintf(stdout, "rosterd: ready on http://%s\n", ln.Addr())
+	if ca != nil {
+		printTrust(stdout, ca, caCreated, ln.Addr().String())
+	}
 	log.Info("serving", "addr", ln.Addr().String(), "max_sessions", c.maxSessions,
 		"session_timeout", c.sessionTimeout, "cleanup_interval", c.cleanupInterval)
 
