@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/rosterhq/roster/daemon"
+	"github.com/rosterhq/roster/internal/fingerprint"
 	"github.com/rosterhq/roster/preset"
 	"github.com/rosterhq/roster/session"
 )
@@ -548,3 +550,59 @@ except requests.exceptions.SSLError:
 
 // testLogOut receives the intercepting daemons' debug logs; os.Stderr to see them.
 var testLogOut io.Writer = io.Discard
+
+// Through interception the server sees the session's browser on the wire:
+// the same JA4 and HTTP/2 fingerprint as the session's own Do, not the
+// client's.
+func TestInterceptWireIdentity(t *testing.T) {
+	fp, err := fingerprint.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fp.Close()
+	ie := newInterceptEnv(t, nil, nil)
+	u, _ := url.Parse(fp.URL())
+	cfg := jsonBody(t, map[string]any{"caCerts": string(fp.CertPEM()), "connectTo": map[string]string{u.Host: fp.Addr()}})
+	id := ie.create(cfg)
+	sess, err := ie.srv.Manager().GetSession(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := sess.Get(context.Background(), fp.URL()+"direct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	direct, _ := fp.Last()
+
+	roots := ie.pool.Clone()
+	roots.AppendCertsFromPEM(fp.CertPEM())
+	c := ie.client(id, roots)
+	if code, b, _ := get(t, c, fp.URL()+"proxied", nil); code != http.StatusOK {
+		t.Fatalf("through rosterd: %d %s", code, b)
+	}
+	proxied, _ := fp.Last()
+	if proxied.Path != "/proxied" || direct.Path != "/direct" {
+		t.Fatalf("paths %q %q", direct.Path, proxied.Path)
+	}
+	if proxied.TLS.JA4 != direct.TLS.JA4 || proxied.TLS.JA4 == "" {
+		t.Fatalf("JA4 through rosterd %q, the session's own %q", proxied.TLS.JA4, direct.TLS.JA4)
+	}
+	if proxied.HTTP2 == nil || direct.HTTP2 == nil || proxied.HTTP2.Akamai != direct.HTTP2.Akamai {
+		t.Fatalf("HTTP/2 through rosterd %+v, the session's own %+v", proxied.HTTP2, direct.HTTP2)
+	}
+
+	// The same client through a plain tunnel shows its own TLS.
+	plainID := ie.create(cfg[:len(cfg)-2] + `,"intercept":false}`)
+	pc := ie.client(plainID, roots)
+	if code, b, _ := get(t, pc, fp.URL()+"plain", nil); code != http.StatusOK {
+		t.Fatalf("through a plain tunnel: %d %s", code, b)
+	}
+	plain, _ := fp.Last()
+	if plain.TLS.JA4 == direct.TLS.JA4 {
+		t.Fatalf("a Go client shows the browser's JA4 %q: the check proves nothing", plain.TLS.JA4)
+	}
+	pc.CloseIdleConnections()
+	c.CloseIdleConnections()
+}
