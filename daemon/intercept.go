@@ -326,6 +326,11 @@ func newTunnel(s *Server, sess *session.Session, addr string) *tunnel {
 	return t
 }
 
+// copyBufs holds the buffers that bodies stream through: a tunnel's
+// requests are many and small, and a fresh 32 KiB each was most of their
+// garbage.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // Headers an HTTP library sends of itself, which would show through the
 // browser the session's preset presents: the preset's win.
 var libraryHeaders = []string{"User-Agent", "Accept-Encoding"}
@@ -375,7 +380,9 @@ func (t *tunnel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// event stream shows its status at once.
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
-	buf := make([]byte, 32<<10)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
