@@ -606,3 +606,38 @@ func TestInterceptWireIdentity(t *testing.T) {
 	pc.CloseIdleConnections()
 	c.CloseIdleConnections()
 }
+
+// The client's own identity headers give way to the preset's, and the
+// session's cookies to the client's of the same name.
+func TestInterceptHeaderMerge(t *testing.T) {
+	ie := newInterceptEnv(t, nil, nil)
+	id := ie.session("")
+	c := ie.client(id, nil)
+	get(t, c, ie.origin+"/cookies/set?k=session", nil)
+	_, b, _ := get(t, c, ie.origin+"/whoami", http.Header{
+		"Accept":          {"*/*"},
+		"Accept-Encoding": {"identity"},
+		"Cookie":          {"k=client; mine=1"},
+		"User-Agent":      {"python-requests/2.34.2"},
+	})
+	var who whoami
+	if err := json.Unmarshal(b, &who); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"User-Agent", "Accept", "Accept-Encoding"} {
+		if got, want := who.Headers.Get(k), presetHeader(t, "chrome-latest", k); got != want {
+			t.Errorf("%s %q, want the preset's %q", k, got, want)
+		}
+	}
+	if got := strings.Join(who.Headers.Values("Cookie"), "; "); got != "mine=1; k=session" {
+		t.Errorf("Cookie %q, want the client's mine=1 and the session's k", got)
+	}
+	// An Accept the client means stays.
+	_, b, _ = get(t, c, ie.origin+"/whoami", http.Header{"Accept": {"application/json"}})
+	if err := json.Unmarshal(b, &who); err != nil {
+		t.Fatal(err)
+	}
+	if got := who.Headers.Get("Accept"); got != "application/json" {
+		t.Errorf("Accept %q, want the client's application/json", got)
+	}
+}
