@@ -179,6 +179,9 @@ func TestInterceptGoClientHTTP2(t *testing.T) {
 	if want := presetHeader(t, "chrome-latest", "Sec-Ch-Ua"); want != "" && who.Headers.Get("Sec-Ch-Ua") != want {
 		t.Fatalf("Sec-Ch-Ua %q, want the preset's %q", who.Headers.Get("Sec-Ch-Ua"), want)
 	}
+	// The client hanging up ends the tunnel, which then stops counting.
+	c.CloseIdleConnections()
+	waitFor(t, "the HTTP/2 tunnel to end", func() bool { return ie.stats(id).InFlight == 0 })
 }
 
 // A session that opts out keeps the plain tunnel: the client talks TLS with
