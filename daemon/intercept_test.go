@@ -644,3 +644,24 @@ func TestInterceptHeaderMerge(t *testing.T) {
 		t.Errorf("Accept %q, want the client's application/json", got)
 	}
 }
+
+// Interception is for authenticated clients of live sessions only: the
+// others get the proxy's refusal, before any TLS.
+func TestInterceptNeedsAuth(t *testing.T) {
+	ie := newInterceptEnv(t, nil, nil)
+	id := ie.session("")
+	_, port, _ := net.SplitHostPort(ie.backend)
+	target := "example.com:" + port
+	for _, tc := range []struct{ user, pw, want string }{
+		{id, "wrong", "HTTP/1.1 407 "},
+		{"", "", "HTTP/1.1 407 "},
+		{"01JNZ5V6X0AAAAAAAAAAAAAAAA", token, "HTTP/1.1 404 "},
+	} {
+		if head := rawConnect(t, ie.addr, target, tc.user, tc.pw); !strings.HasPrefix(head, tc.want) {
+			t.Errorf("CONNECT as %q:%q: %q, want %s", tc.user, tc.pw, head, tc.want)
+		}
+	}
+	if daemon.CachedLeaves(ie.ca) != 0 {
+		t.Fatalf("%d leaves minted for refused clients", daemon.CachedLeaves(ie.ca))
+	}
+}
