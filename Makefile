@@ -17,6 +17,7 @@ FUZZ_TARGETS = \
 	./codec:FuzzNewReader \
 	./session:FuzzUnmarshalSession \
 	./daemon:FuzzProxyCredentials \
+	./daemon:FuzzInterceptClientBytes \
 	./internal/fingerprint:FuzzParseClientHello \
 	./internal/fingerprint:FuzzReadHTTP2 \
 	./internal/fingerprint:FuzzReadHTTP1 \

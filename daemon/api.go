@@ -28,6 +28,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /v1/sessions/{id}", s.authed(s.getSession))
 	mux.HandleFunc("DELETE /v1/sessions/{id}", s.authed(s.deleteSession))
 	mux.HandleFunc("GET /v1/sessions/{id}/state", s.authed(s.sessionState))
+	mux.HandleFunc("GET /v1/ca.pem", s.authed(s.caPEM))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close") // the body, if any, is not read
 		defer closeAfter(w)

@@ -107,6 +107,9 @@ type Server struct {
 	tunnels   atomic.Int64 // CONNECT tunnels open now
 	tunnelsMu sync.Mutex
 	perSess   map[string]int // open tunnels by session ID
+
+	// intercept is nil unless Options.Intercept is set (see intercept.go).
+	intercept *interceptor
 }
 
 // limits are Options' limits with the defaults filled in; a negative
@@ -156,6 +159,9 @@ type Options struct {
 	// TunnelIdleTimeout closes a CONNECT tunnel with no bytes either way
 	// for this long.
 	TunnelIdleTimeout time.Duration
+	// Intercept, if set, turns on TLS interception of CONNECT tunnels
+	// with a local CA; nil keeps every tunnel plain.
+	Intercept *InterceptOptions
 }
 
 // orDefault returns v, def when v is 0, and -1 (none) when v is negative.
@@ -212,6 +218,13 @@ func New(o Options) (*Server, error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	s.via = "rosterd-" + hex.EncodeToString(b[:])
+	if o.Intercept != nil {
+		ic, err := newInterceptor(o.Intercept, o.Logger)
+		if err != nil {
+			return nil, err
+		}
+		s.intercept = ic
+	}
 	sweep := newSweepHistogram()
 	opts := append([]session.Option{
 		session.WithLogger(o.Logger),

@@ -240,6 +240,10 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	if s.intercept != nil && s.intercept.wants(sess, addr) {
+		s.serveIntercept(w, r, sess, addr)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	if sess.ProxyURL() != nil {
 		ctx = session.WithConnectHeader(ctx, http.Header{"Via": {"1.1 " + s.via}})

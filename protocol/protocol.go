@@ -138,6 +138,11 @@ type SessionConfig struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// WithoutCookieJar turns the session's cookie jar off.
 	WithoutCookieJar bool `json:"withoutCookieJar,omitempty"`
+	// Intercept, when explicitly false, keeps this session's CONNECT
+	// tunnels through rosterd plain even with interception on (-intercept):
+	// https then bypasses the session's cookies, headers and TLS. nil
+	// means true. Go callers of Do are not affected.
+	Intercept *bool `json:"intercept,omitempty"`
 }
 
 // Pool returns the connection pool settings the config asks for, with the
@@ -177,6 +182,10 @@ func (c *SessionConfig) Clone() *SessionConfig {
 	if c.FollowRedirects != nil {
 		v := *c.FollowRedirects
 		d.FollowRedirects = &v
+	}
+	if c.Intercept != nil {
+		v := *c.Intercept
+		d.Intercept = &v
 	}
 	d.RetryOnStatus = append([]int(nil), c.RetryOnStatus...)
 	d.ConnectTo = cloneMap(c.ConnectTo)

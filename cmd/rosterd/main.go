@@ -12,6 +12,10 @@
 // through Redis (see README.md, Fleets): -fleet-max-sessions, -lease-ttl
 // and -save-interval shape it.
 //
+// With -intercept, rosterd terminates TLS in CONNECT tunnels with a local
+// CA (-ca-dir; -intercept-skip for pinned hosts), so https through the
+// proxy carries the session's identity: see README.md.
+//
 // The first SIGINT or SIGTERM stops taking requests and waits up to
 // -shutdown-timeout for those running; a second one stops at once.
 package main
@@ -78,6 +82,9 @@ type config struct {
 	tunnelIdleTimeout time.Duration
 	version           bool
 	fleet             fleetConfig
+	intercept         bool
+	caDir             string // "": roster under os.UserConfigDir
+	interceptSkip     string // comma-separated host globs
 }
 
 // envName is the environment variable of a flag.
@@ -177,6 +184,17 @@ by the environment variable in brackets; a flag on the command line wins.
 	num(&c.fleet.maxSessions, "fleet-max-sessions", 0, "cap on sessions across every rosterd sharing -redis, 0 for none")
 	dur(&c.fleet.leaseTTL, "lease-ttl", session.DefaultLeaseTTL, "how long a session stays leased to a rosterd that stopped renewing (100ms or more)")
 	dur(&c.fleet.saveEvery, "save-interval", defaultSaveInterval, "how often sessions that changed are saved to -redis")
+	ic := false
+	if v, ok := env("intercept"); ok {
+		if b, err := strconv.ParseBool(v); err != nil {
+			envErrs["intercept"] = fmt.Errorf("%s=%q (for -intercept): want true or false", envName("intercept"), v)
+		} else {
+			ic = b
+		}
+	}
+	fs.BoolVar(&c.intercept, "intercept", ic, "terminate TLS in CONNECT tunnels with a local CA, so https carries the session's identity ("+envName("intercept")+")")
+	str(&c.caDir, "ca-dir", "", "`directory` of the interception CA; default roster under the user config dir")
+	str(&c.interceptSkip, "intercept-skip", "", "comma-separated host `globs` (*.example.com) whose tunnels stay plain, for pinned hosts")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -279,6 +297,15 @@ func run(ctx context.Context, force <-chan struct{}, args []string, getenv func(
 		return err
 	}
 	defer closeStore()
+	var ca *daemon.CA
+	var caCreated bool
+	var intercept *daemon.InterceptOptions
+	if c.intercept {
+		if ca, caCreated, err = loadCA(c.caDir); err != nil {
+			return err
+		}
+		intercept = &daemon.InterceptOptions{CA: ca, Skip: strings.Split(c.interceptSkip, ",")}
+	}
 	srv, err := daemon.New(daemon.Options{
 		Token:  c.token,
 		Logger: log,
@@ -293,6 +320,7 @@ func run(ctx context.Context, force <-chan struct{}, args []string, getenv func(
 		MaxTunnels:           none(c.maxTunnels),
 		MaxTunnelsPerSession: none(c.maxTunnelsPerSess),
 		TunnelIdleTimeout:    none(c.tunnelIdleTimeout),
+		Intercept:            intercept,
 	})
 	if err != nil {
 		return err
@@ -313,6 +341,9 @@ func run(ctx context.Context, force <-chan struct{}, args []string, getenv func(
 		fmt.Fprintf(stdout, "rosterd: token %s\n", c.token)
 	}
 	fmt.Fprintf(stdout, "rosterd: ready on http://%s\n", ln.Addr())
+	if ca != nil {
+		printTrust(stdout, ca, caCreated, ln.Addr().String())
+	}
 	log.Info("serving", "addr", ln.Addr().String(), "version", daemon.Version(), "max_sessions", c.maxSessions,
 		"session_timeout", c.sessionTimeout, "cleanup_interval", c.cleanupInterval, "max_conns", c.maxConns)
 
