@@ -131,17 +131,16 @@ func (s *Server) restoreSession(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// Refused before it is restored: a restore takes a slot, runs the
+	// hooks and, with a store, writes to it.
+	if st, err := protocol.DecodeState(body); err == nil && st.Config != nil && s.isSelf(r.Context(), st.Config.Proxy) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("proxy %q is this rosterd: every request would come back here", redactedURL(st.Config.Proxy)))
+		return
+	}
 	id, err := s.m.RestoreSession(body)
 	if err != nil {
 		writeError(w, statusOf(err), err.Error())
 		return
-	}
-	if sess, err := s.m.PeekSession(id); err == nil {
-		if p := sess.ProxyURL(); p != nil && s.isSelf(r.Context(), p.String()) {
-			_ = s.m.CloseSession(id)
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("proxy %q is this rosterd: every request would come back here", p.Redacted()))
-			return
-		}
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
 }
@@ -214,4 +213,12 @@ func redactURL(s string) string {
 		return u.Redacted()
 	}
 	return "(unparsable)"
+}
+
+// redactedURL is raw with any password hidden, for messages.
+func redactedURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return raw
 }

@@ -200,11 +200,16 @@ func TestSelfProxyLoop(t *testing.T) {
 	}
 	state, _ := sess.Marshal()
 	_ = e.srv.Manager().CloseSession(id)
+	created := e.srv.Manager().Stats().Created
 	if code, b := e.call(http.MethodPost, "/v1/sessions/restore", string(state)); code != http.StatusBadRequest {
 		t.Fatalf("restore with a self proxy: %d %s", code, b)
 	}
 	if n := e.srv.Manager().SessionCount(); n != 0 {
 		t.Fatalf("%d sessions after the refused restore", n)
+	}
+	// Refused before restoring: no slot taken, no hook, nothing stored.
+	if c := e.srv.Manager().Stats().Created; c != created {
+		t.Fatalf("the refused restore registered a session (created %d -> %d)", created, c)
 	}
 
 	// Through the library, where no check runs: the Via token ends it.

@@ -49,9 +49,9 @@ type InterceptOptions struct {
 
 // Timeouts of InterceptOptions left at zero.
 const (
-	DefaultPeekTimeout      = time.Second
-	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultInterceptIdleTimeout      = 2 * time.Minute
+	DefaultPeekTimeout          = time.Second
+	DefaultHandshakeTimeout     = 10 * time.Second
+	DefaultInterceptIdleTimeout = 2 * time.Minute
 )
 
 // ErrBadSkipPattern is wrapped by the error New returns for a Skip pattern
