@@ -263,3 +263,32 @@ func TestUnavailable(t *testing.T) {
 		t.Fatalf("save to a paused Redis: %v", err)
 	}
 }
+
+// TestFenceNeverShortened: the fencing counter outlives the state written
+// under it, whatever later acquires ask: an acquire with a short lease used
+// to cut the counter's TTL to 48 h while the state lived 7 days, so that a
+// holder paused past 48 h could pass the fence again.
+func TestFenceNeverShortened(t *testing.T) {
+	srv := redistest.Start(t)
+	s, c := newStore(t, srv)
+	ctx := redistest.Context(t)
+	const stateTTL = 7 * 24 * time.Hour
+	la, _, err := s.Acquire(ctx, store.AcquireRequest{ID: "f1", Owner: "A", TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs, err := s.Save(ctx, []store.Write{{Lease: la, State: []byte("x"), StateTTL: stateTTL, Release: true}}); err != nil || errs[0] != nil {
+		t.Fatalf("save: %v %v", errs, err)
+	}
+	if _, _, err := s.Acquire(ctx, store.AcquireRequest{ID: "f1", Owner: "B", TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	fence := strings.TrimSuffix(s.StateKey("f1"), ":s") + ":f"
+	ttl, err := c.PTTL(ctx, fence).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl < stateTTL {
+		t.Fatalf("fence %s expires in %v, before the state's %v", fence, ttl, stateTTL)
+	}
+}

@@ -6,6 +6,11 @@ import goredis "github.com/redis/go-redis/v9"
 // share a hash tag) or the fleet key only, so each runs on one Redis Cluster
 // node. A lease's value is "token owner".
 
+// A fencing counter's TTL is only ever lengthened (PTTL then PEXPIRE, which
+// works on Redis before 7's PEXPIRE GT): an acquire with a short lease must
+// not let the counter expire, and restart at 1, before the state and the
+// tokens written with it.
+
 // acquire: KEYS lease, fence, state; ARGV owner, lease ttl ms, create (0/1),
 // fence ttl ms, if-stored (0/1). Returns {1, token[, state]} when granted
 // (the holder asking again gets its token back), {0, token, owner} when
@@ -23,7 +28,7 @@ else
   if ARGV[3] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then return {2} end
   if ARGV[5] == '1' and redis.call('EXISTS', KEYS[3]) == 0 then return {3} end
   local tok = redis.call('INCR', KEYS[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
   redis.call('SET', KEYS[1], tok .. ' ' .. ARGV[1], 'PX', ARGV[2])
   cur = tok .. ' ' .. ARGV[1]
 end
@@ -55,7 +60,7 @@ var saveScript = goredis.NewScript(`
 local f = tonumber(redis.call('GET', KEYS[1]) or '0')
 if f > tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-if f > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
+if f > 0 and redis.call('PTTL', KEYS[1]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
 if ARGV[4] == '1' and redis.call('GET', KEYS[3]) == ARGV[5] then redis.call('DEL', KEYS[3]) end
 return 1
 `)
