@@ -384,14 +384,29 @@ func (f *fleet) registerLeased(ctx context.Context, s *Session, create, wait boo
 		return fmt.Errorf("%w (its state waits for the store)", errExists(s.id))
 	}
 	if err := f.acquire(ctx, s, create, wait); err != nil {
+		f.putBack(s.id, o)
 		c.release()
 		return err
 	}
 	if err := c.insert(s); err != nil {
+		f.putBack(s.id, o)
 		f.releaseLeases(s)
 		return err
 	}
 	return nil
+}
+
+// putBack keeps an orphan (the unsaved state of a closed session) that an
+// operation took but could not replace, unless another has taken its place.
+func (f *fleet) putBack(id string, o *orphan) {
+	if o == nil {
+		return
+	}
+	f.mu.Lock()
+	if f.orphans[id] == nil {
+		f.orphans[id] = o
+	}
+	f.mu.Unlock()
 }
 
 // restore registers the session that the store holds under id, on a
@@ -461,9 +476,10 @@ func (f *fleet) restore(ctx context.Context, id string, wait bool) (*Session, er
 		// process may have written since, and the store's state wins, as
 		// fencing would make it anyway.
 		f.mu.Lock()
+		var kept *orphan // an orphan whose state this restore uses
 		if o := f.orphans[id]; o != nil {
 			if t := o.lease.Token; t == l.Token || (t != 0 && l.Token == t+1) || (t == 0 && data == nil) {
-				data = o.data
+				data, kept = o.data, o
 			} else {
 				f.log.Warn("roster: unsaved state dropped: the session was leased by another process since", "session", id)
 			}
@@ -482,6 +498,7 @@ func (f *fleet) restore(ctx context.Context, id string, wait bool) (*Session, er
 			return nil, err
 		}
 		if err := c.insert(s); err != nil {
+			f.putBack(id, kept) // newer than the store's: not lost to a lost race
 			f.release(l)
 			return nil, err
 		}
