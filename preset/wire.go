@@ -103,8 +103,8 @@ type HTTP2 struct {
 	// the browser sends them.
 	Settings []Setting
 	// WindowUpdate is the increment of the connection-level WINDOW_UPDATE
-	// sent after SETTINGS (Chrome 15663105, Firefox 12517377). Zero sends
-	// none.
+	// sent after SETTINGS (Chrome 15663105, Firefox 12517377), 1 to
+	// 2^31-1: every browser sends one, and so does the transport.
 	WindowUpdate uint32
 	// Priorities are PRIORITY frames sent after the preface, in order
 	// (older Firefox builds its dependency tree this way; current
@@ -200,8 +200,8 @@ func (h *HTTP2) validate() error {
 			return fmt.Errorf("http2.settings[%d]: MAX_FRAME_SIZE %d is outside 16384..16777215", i, s.Value)
 		}
 	}
-	if h.WindowUpdate > 1<<31-1 {
-		return fmt.Errorf("http2.windowUpdate: %d is above 2^31-1", h.WindowUpdate)
+	if h.WindowUpdate < 1 || h.WindowUpdate > 1<<31-1 {
+		return fmt.Errorf("http2.windowUpdate: %d is outside 1..2^31-1 (a zero increment is a protocol error)", h.WindowUpdate)
 	}
 	check := func(field string, p Priority) error {
 		if p.Weight < 1 || p.Weight > 256 {

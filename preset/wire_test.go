@@ -41,6 +41,7 @@ func TestWireValidation(t *testing.T) {
 		{"push 2", Preset{Name: "x", Headers: ok, TLS: c.TLS, HTTP2: h2(func(h *HTTP2) { h.Settings = []Setting{{2, 2}} })}, "ENABLE_PUSH is 2"},
 		{"small frame", Preset{Name: "x", Headers: ok, TLS: c.TLS, HTTP2: h2(func(h *HTTP2) { h.Settings = []Setting{{5, 100}} })}, "MAX_FRAME_SIZE 100"},
 		{"window", Preset{Name: "x", Headers: ok, TLS: c.TLS, HTTP2: h2(func(h *HTTP2) { h.WindowUpdate = 1 << 31 })}, "http2.windowUpdate: 2147483648"},
+		{"no window update", Preset{Name: "x", Headers: ok, TLS: c.TLS, HTTP2: h2(func(h *HTTP2) { h.WindowUpdate = 0 })}, "http2.windowUpdate: 0 is outside"},
 		{"weight 0", Preset{Name: "x", Headers: ok, TLS: c.TLS, HTTP2: h2(func(h *HTTP2) { h.HeadersPriority = &Priority{Weight: 0} })}, "http2.headersPriority.weight: 0 is outside 1..256"},
 		{"even stream", Preset{Name: "x", Headers: ok, TLS: c.TLS, HTTP2: h2(func(h *HTTP2) {
 			h.Priorities = []StreamPriority{{StreamID: 2, Priority: Priority{Weight: 1}}}
