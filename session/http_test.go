@@ -684,24 +684,30 @@ func TestInFlightEndToEnd(t *testing.T) {
 		}
 	})
 
-	t.Run("Close cancels before headers", func(t *testing.T) {
-		hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			started <- struct{}{}
-			<-r.Context().Done()
-		}))
-		defer hang.Close()
-		s := newSessionFor(t, m, nil)
-		errc := make(chan error)
-		go func() {
-			_, err := s.Get(context.Background(), hang.URL)
-			errc <- err
-		}()
-		<-started
-		_ = s.Close()
-		if err := <-errc; !errors.Is(err, ErrSessionClosed) {
-			t.Fatalf("request cancelled by Close: %v", err)
-		}
-	})
+	// Both ways a request is tied to its session: the background context
+	// (the session's own context serves) and one of the caller's (a child
+	// that the session's close cancels).
+	withValue := context.WithValue(context.Background(), struct{}{}, 1)
+	for name, ctx := range map[string]context.Context{"background": context.Background(), "caller's": withValue} {
+		t.Run("Close cancels before headers, "+name+" context", func(t *testing.T) {
+			hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				started <- struct{}{}
+				<-r.Context().Done()
+			}))
+			defer hang.Close()
+			s := newSessionFor(t, m, nil)
+			errc := make(chan error)
+			go func() {
+				_, err := s.Get(ctx, hang.URL)
+				errc <- err
+			}()
+			<-started
+			_ = s.Close()
+			if err := <-errc; !errors.Is(err, ErrSessionClosed) {
+				t.Fatalf("request cancelled by Close: %v", err)
+			}
+		})
+	}
 }
 
 func TestSaveAndRestore(t *testing.T) {

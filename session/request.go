@@ -102,13 +102,26 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeRequestBody(req)
 		return nil, err
 	}
-	ctx, cancel := context.WithCancelCause(req.Context())
-	stop := context.AfterFunc(h.closed, func() { cancel(ErrSessionClosed) })
+	// The request ends when the session closes. A request whose context
+	// is the background one (no deadline, no values: http.NewRequest,
+	// Get with context.Background()) takes the session's own context as
+	// is; any other gets a child that the session's close cancels, which
+	// costs a context and a registration with the session.
+	ctx := h.closed
 	done := func() {
-		stop()
-		cancel(nil)
 		s.endRequest()
 		h.afterRequest()
+	}
+	if req.Context() != context.Background() {
+		c, cancel := context.WithCancelCause(req.Context())
+		stop := context.AfterFunc(h.closed, func() { cancel(ErrSessionClosed) })
+		ctx = c
+		done = func() {
+			stop()
+			cancel(nil)
+			s.endRequest()
+			h.afterRequest()
+		}
 	}
 
 	out := req.WithContext(ctx)
