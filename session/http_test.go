@@ -687,7 +687,8 @@ func TestInFlightEndToEnd(t *testing.T) {
 	// Both ways a request is tied to its session: the background context
 	// (the session's own context serves) and one of the caller's (a child
 	// that the session's close cancels).
-	withValue := context.WithValue(context.Background(), struct{}{}, 1)
+	type key struct{}
+	withValue := context.WithValue(context.Background(), key{}, 1)
 	for name, ctx := range map[string]context.Context{"background": context.Background(), "caller's": withValue} {
 		t.Run("Close cancels before headers, "+name+" context", func(t *testing.T) {
 			hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
