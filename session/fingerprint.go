@@ -46,6 +46,7 @@ type fpTransport struct {
 	p      *preset.Preset
 	t1     *fhttp.Transport // HTTP/1.1, and HTTP/2 when ALPN picks it
 	h2c    *http2.Transport // ForceHTTP2 on http://: HTTP/2 by prior knowledge
+	h1     *h1Transport     // http:// without an HTTP proxy
 	order  []string         // host, connection, then the preset's order
 	tlsCfg *utls.Config     // shared by every connection; the spec is per connection
 	// http2Only holds the canonical keys of the preset's OmitOnHTTP1.
@@ -94,6 +95,7 @@ func (h *httpState) newFPTransport() *fpTransport {
 		IdleConnTimeout:       idleTimeout,
 		ExpectContinueTimeout: time.Second,
 	}
+	ft.h1 = newH1Transport(ft, maxConns, maxIdle, idleTimeout, !cfg.DisableKeepAlives)
 	if !cfg.ForceHTTP1 {
 		t2, err := http2.ConfigureTransports(ft.t1)
 		if err != nil { // only if t1 was configured before: it is new
@@ -205,14 +207,19 @@ func (ft *fpTransport) dialTLS(ctx context.Context, network, addr string) (net.C
 
 // CloseIdleConnections closes the idle connections of every protocol.
 func (ft *fpTransport) CloseIdleConnections() {
+	ft.h1.closeIdle()
 	ft.t1.CloseIdleConnections()
 	if ft.h2c != nil {
 		ft.h2c.CloseIdleConnections()
 	}
 }
 
-// RoundTrip sends req over fhttp and translates the response back.
+// RoundTrip sends req over fhttp and translates the response back, or over
+// the session's own HTTP/1.1 client if that can carry it.
 func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if ft.ownHTTP1(req) {
+		return ft.h1.roundTrip(req)
+	}
 	// WithContext is the only way to set an fhttp.Request's context, and it
 	// copies the request and clones its URL: called on an empty request,
 	// it copies nothing. The URL is shared, as net/http's WithContext
@@ -265,6 +272,21 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body = http.NoBody
 	}
 	return resp, nil
+}
+
+// ownHTTP1 reports whether req goes over the session's own HTTP/1.1 client:
+// an http:// target reached directly or through SOCKS5, neither HTTP/2 by
+// prior knowledge nor a protocol upgrade. (fhttp carries the rest: TLS
+// and HTTP/2, absolute-form requests to an HTTP proxy, and upgrades.)
+func (ft *fpTransport) ownHTTP1(req *http.Request) bool {
+	if req.URL.Scheme != "http" || ft.h2c != nil {
+		return false
+	}
+	if pu := ft.h.s.proxy.Load(); pu != nil && pu.Scheme != "socks5" && pu.Scheme != "socks5h" {
+		return false
+	}
+	_, upgrade := req.Header["Upgrade"]
+	return !upgrade
 }
 
 // http1Only reports whether a request to u surely goes over HTTP/1.1.

@@ -1,0 +1,680 @@
+package session
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// h1Transport is a fingerprinted session's HTTP/1.1 client for http://
+// targets reached directly or through SOCKS5: the path a forward proxy
+// such as rosterd puts most requests on. (https targets, and http://
+// targets through an HTTP proxy, go through fhttp.)
+//
+// It exists because fhttp's HTTP/1.1 client is the costliest part of a
+// proxied request: its ordered header writer lowercases both names at
+// every comparison of its sort (about 60 allocations a request) under a
+// process-wide lock, each connection runs two goroutines that every
+// request crosses, and it decodes gzip it did not ask for, which forced
+// accept-encoding into lower case. Here the caller's goroutine writes the
+// request and reads the response head, headers go out in the preset's
+// order and the browser's spelling from a precomputed rank, and the body
+// is written alongside the read only when there is one.
+//
+// Its pool follows the session's MaxConnsPerHost, MaxIdleConnsPerHost and
+// IdleConnTimeout, as net/http's does.
+type h1Transport struct {
+	ft          *fpTransport
+	maxConns    int // per host; 0: no limit
+	maxIdle     int // per host
+	idleTimeout time.Duration
+	keepAlive   bool
+	now         func() time.Time // time.Now but in tests
+
+	// rank places a header, by canonical key, in the preset's order.
+	rank map[string]int
+
+	// dials counts connections dialled, for tests.
+	dials atomic.Int64
+
+	mu    sync.Mutex
+	hosts map[string]*h1Host
+}
+
+func newH1Transport(ft *fpTransport, maxConns, maxIdle int, idleTimeout time.Duration, keepAlive bool) *h1Transport {
+	t := &h1Transport{
+		ft: ft, maxConns: maxConns, maxIdle: maxIdle, idleTimeout: idleTimeout, keepAlive: keepAlive,
+		now:   time.Now,
+		rank:  make(map[string]int, len(ft.order)),
+		hosts: make(map[string]*h1Host),
+	}
+	for i, n := range ft.order {
+		if k := http.CanonicalHeaderKey(n); !hasKey(t.rank, k) {
+			t.rank[k] = i
+		}
+	}
+	return t
+}
+
+func hasKey(m map[string]int, k string) bool { _, ok := m[k]; return ok }
+
+// h1Host is the pool of one host:port.
+type h1Host struct {
+	addr string
+	idle []*h1Conn // oldest first; reuse takes the newest
+	open int       // connections open, idle or busy
+	// wait holds requests waiting under MaxConnsPerHost, first first. A
+	// waiter receives a connection, or nil: a free slot to dial into.
+	wait  []chan *h1Conn
+	timer *time.Timer // closes idle connections past the timeout
+}
+
+// h1Conn is one connection.
+type h1Conn struct {
+	host   *h1Host
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	idleAt time.Time
+	reused bool // it has carried a request before this one
+}
+
+// errStale marks a failure on a reused connection before any byte of the
+// response came: the server had closed it while it was idle.
+var errStale = errors.New("session: idle connection closed by the server")
+
+// roundTrip sends req, which reaches an http:// target, over a pooled
+// connection. A request that fails on a connection the server had closed
+// while idle is sent once more on a new one if it can be replayed.
+func (t *h1Transport) roundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	addr := canonicalAddr(req.URL)
+	for {
+		c, err := t.get(ctx, addr)
+		if err != nil {
+			closeRequestBody(req)
+			return nil, err
+		}
+		resp, err := t.exchange(ctx, c, req)
+		if err == nil {
+			return resp, nil
+		}
+		if !errors.Is(err, errStale) {
+			return nil, err
+		}
+		if req.Body != nil && req.Body != http.NoBody {
+			if req.GetBody == nil {
+				return nil, err
+			}
+			r := new(http.Request)
+			*r = *req
+			if r.Body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
+			req = r
+		}
+	}
+}
+
+// get returns an idle connection to addr, or dials one, waiting for a free
+// slot first under MaxConnsPerHost.
+func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
+	t.mu.Lock()
+	hp := t.hosts[addr]
+	if hp == nil {
+		hp = &h1Host{addr: addr}
+		t.hosts[addr] = hp
+	}
+	if n := len(hp.idle); n > 0 {
+		c := hp.idle[n-1]
+		hp.idle[n-1] = nil
+		hp.idle = hp.idle[:n-1]
+		t.mu.Unlock()
+		c.reused = true
+		return c, nil
+	}
+	if t.maxConns > 0 && hp.open >= t.maxConns {
+		ch := make(chan *h1Conn, 1)
+		hp.wait = append(hp.wait, ch)
+		t.mu.Unlock()
+		select {
+		case c := <-ch:
+			if c != nil {
+				c.reused = true
+				return c, nil
+			}
+			// A slot, already counted in hp.open: dial into it.
+		case <-ctx.Done():
+			t.mu.Lock()
+			if i := slices.Index(hp.wait, ch); i >= 0 {
+				hp.wait = slices.Delete(hp.wait, i, i+1)
+				t.mu.Unlock()
+			} else {
+				// Handed something as the context ended: pass it on.
+				t.mu.Unlock()
+				if c := <-ch; c != nil {
+					t.put(c)
+				} else {
+					t.release(hp)
+				}
+			}
+			return nil, context.Cause(ctx)
+		}
+	} else {
+		hp.open++
+		t.mu.Unlock()
+	}
+	nc, err := t.ft.h.dialThrough(ctx, "tcp", addr)
+	if err != nil {
+		t.release(hp)
+		return nil, err
+	}
+	t.dials.Add(1)
+	return &h1Conn{host: hp, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+}
+
+// put returns a connection that finished its exchange cleanly: to a
+// waiter, to the idle list, or closed if the list is full.
+func (t *h1Transport) put(c *h1Conn) {
+	hp := c.host
+	t.mu.Lock()
+	if len(hp.wait) > 0 {
+		ch := hp.wait[0]
+		hp.wait = slices.Delete(hp.wait, 0, 1)
+		t.mu.Unlock()
+		ch <- c
+		return
+	}
+	if !t.keepAlive || len(hp.idle) >= t.maxIdle {
+		t.mu.Unlock()
+		t.discard(c)
+		return
+	}
+	c.idleAt = t.now()
+	hp.idle = append(hp.idle, c)
+	if len(hp.idle) == 1 {
+		if hp.timer == nil {
+			hp.timer = time.AfterFunc(t.idleTimeout, func() { t.expire(hp) })
+		} else {
+			hp.timer.Reset(t.idleTimeout)
+		}
+	}
+	t.mu.Unlock()
+}
+
+// discard closes a connection that cannot carry another request and frees
+// its slot.
+func (t *h1Transport) discard(c *h1Conn) {
+	_ = c.nc.Close()
+	t.release(c.host)
+}
+
+// release frees one connection slot of hp: a waiter gets it, or the count
+// drops, and an empty host leaves the map.
+func (t *h1Transport) release(hp *h1Host) {
+	t.mu.Lock()
+	if len(hp.wait) > 0 {
+		ch := hp.wait[0]
+		hp.wait = slices.Delete(hp.wait, 0, 1)
+		t.mu.Unlock()
+		ch <- nil
+		return
+	}
+	hp.open--
+	t.forgetIfEmpty(hp)
+	t.mu.Unlock()
+}
+
+// forgetIfEmpty drops hp from the map once it holds nothing, so that a
+// session that visits many hosts does not keep one entry for each. Called
+// with t.mu held.
+func (t *h1Transport) forgetIfEmpty(hp *h1Host) {
+	if hp.open == 0 && len(hp.wait) == 0 && t.hosts[hp.addr] == hp {
+		delete(t.hosts, hp.addr)
+		if hp.timer != nil {
+			hp.timer.Stop()
+		}
+	}
+}
+
+// expire closes hp's connections idle for the timeout or longer, and sets
+// the timer for the next to expire.
+func (t *h1Transport) expire(hp *h1Host) {
+	t.mu.Lock()
+	now := t.now()
+	n := 0
+	for n < len(hp.idle) && now.Sub(hp.idle[n].idleAt) >= t.idleTimeout {
+		n++
+	}
+	stale := slices.Clone(hp.idle[:n])
+	hp.idle = slices.Delete(hp.idle, 0, n)
+	hp.open -= n
+	if len(hp.idle) > 0 {
+		hp.timer.Reset(t.idleTimeout - now.Sub(hp.idle[0].idleAt))
+	}
+	t.forgetIfEmpty(hp)
+	t.mu.Unlock()
+	for _, c := range stale {
+		_ = c.nc.Close()
+	}
+}
+
+// closeIdle closes every idle connection.
+func (t *h1Transport) closeIdle() {
+	t.mu.Lock()
+	var idle []*h1Conn
+	for _, hp := range t.hosts {
+		idle = append(idle, hp.idle...)
+		hp.open -= len(hp.idle)
+		hp.idle = nil
+		t.forgetIfEmpty(hp)
+	}
+	t.mu.Unlock()
+	for _, c := range idle {
+		_ = c.nc.Close()
+	}
+}
+
+// exchange writes req on c and reads the response head. The body streams
+// from the connection, which goes back to the pool at its end.
+func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request) (*http.Response, error) {
+	// The context ends the exchange by failing the connection's I/O.
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
+	var wrote chan error // the body's write, alongside the read
+	// fail ends a failed exchange; early says no byte of the response came.
+	fail := func(err error, early bool) (*http.Response, error) {
+		if wrote != nil {
+			// The body's write closes the connection when it fails: its
+			// error is then the cause of the read's.
+			if errors.Is(err, net.ErrClosed) {
+				err = <-wrote
+			} else {
+				select {
+				case werr := <-wrote:
+					if werr != nil {
+						err = werr
+					}
+				default:
+				}
+			}
+		}
+		stop()
+		t.discard(c)
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		if early {
+			err = t.staleIf(c, err)
+		}
+		return nil, err
+	}
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	chunked := hasBody && req.ContentLength <= 0
+	closeAfter := !t.keepAlive || req.Close || httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close")
+	if err := t.writeHead(c.bw, req, hasBody, chunked, closeAfter); err != nil {
+		closeRequestBody(req)
+		if errors.Is(err, errBadHeader) {
+			stop()
+			t.put(c) // nothing was written
+			return nil, err
+		}
+		return fail(err, true)
+	}
+	if hasBody {
+		wrote = make(chan error, 1)
+		go func() {
+			err := writeBody(c.bw, req, chunked)
+			if err != nil {
+				_ = c.nc.Close() // fails the read below, as the server may wait for the rest
+			}
+			wrote <- err
+		}()
+	} else if err := c.bw.Flush(); err != nil {
+		return fail(err, true)
+	}
+
+	// A failed exchange closes the connection, which ends the body's
+	// write (if any) at its next write; it is not waited for, as it may
+	// be waiting for the caller's body to deliver.
+	if _, err := c.br.Peek(1); err != nil {
+		return fail(err, true)
+	}
+	resp, err := http.ReadResponse(c.br, req)
+	// Interim responses (100 Continue, 103 Early Hints) precede the one.
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp, err = http.ReadResponse(c.br, req)
+	}
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		err = errors.New("session: unexpected 101 Switching Protocols")
+	}
+	if err != nil {
+		return fail(err, false)
+	}
+	b := &h1Body{t: t, c: c, rc: resp.Body, ctx: ctx, stop: stop, wrote: wrote, reuse: !resp.Close && !closeAfter}
+	if resp.Body == http.NoBody {
+		b.finish(true)
+		return resp, nil
+	}
+	resp.Body = b
+	return resp, nil
+}
+
+// staleIf turns err into errStale if c was reused and nothing of the
+// response came: the server closed the connection while it sat idle.
+func (t *h1Transport) staleIf(c *h1Conn, err error) error {
+	if c.reused && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		return fmt.Errorf("%w: %w", errStale, err)
+	}
+	return err
+}
+
+// errBadHeader is the error of a request that cannot be written.
+var errBadHeader = errors.New("session: invalid request")
+
+// h1Field is one header field to write.
+type h1Field struct {
+	rank int
+	name string // as written
+	vv   []string
+}
+
+// writeHead writes the request line and header: the request's headers
+// over the session's defaults, each name as the browser spells it, in the
+// preset's order (or the request's HeaderOrderKey); names the order does
+// not place follow, sorted.
+//
+// Nothing is written if the request is malformed (errBadHeader).
+func (t *h1Transport) writeHead(w *bufio.Writer, req *http.Request, hasBody, chunked, closeAfter bool) error {
+	if !validMethod(req.Method) {
+		return fmt.Errorf("%w: method %q", errBadHeader, req.Method)
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	if !httpguts.ValidHostHeader(host) {
+		return fmt.Errorf("%w: host %q", errBadHeader, host)
+	}
+	own := ownOrder(req.Header)
+	var buf [32]h1Field
+	fields := buf[:0]
+	add := func(k string, vv []string) {
+		name := k
+		if w, ok := t.ft.p.WireName(k); ok {
+			name = w
+		}
+		fields = append(fields, h1Field{t.rankOf(own, k), name, vv})
+	}
+	hostVal := [1]string{host}
+	add("Host", hostVal[:])
+	for k, vv := range req.Header {
+		if k == HeaderOrderKey {
+			continue
+		}
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("%w: header name %q", errBadHeader, k)
+		}
+		switch k = http.CanonicalHeaderKey(k); k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue // from the request's fields
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("%w: value of header %s", errBadHeader, k)
+			}
+		}
+		add(k, vv)
+	}
+	for k, vv := range t.ft.h.defaults {
+		// Headers the browser sends over HTTP/2 only are left out.
+		if _, ok := req.Header[k]; ok || t.ft.http2Only[k] {
+			continue
+		}
+		if !canonicalIn(req.Header, k) {
+			add(k, vv)
+		}
+	}
+	if !canonicalIn(req.Header, "Connection") {
+		if closeAfter {
+			add("Connection", connClose)
+		} else if _, ok := t.ft.h.defaults["Connection"]; !ok {
+			add("Connection", connKeepAlive)
+		}
+	}
+	var lenVal [1]string
+	switch {
+	case chunked:
+		add("Transfer-Encoding", teChunked)
+		if len(req.Trailer) > 0 {
+			names := make([]string, 0, len(req.Trailer))
+			for k := range req.Trailer {
+				names = append(names, k)
+			}
+			slices.Sort(names)
+			add("Trailer", []string{strings.Join(names, ",")})
+		}
+	case hasBody || req.ContentLength > 0 || methodWantsBody(req.Method):
+		lenVal[0] = strconv.FormatInt(max(req.ContentLength, 0), 10)
+		add("Content-Length", lenVal[:])
+	}
+	slices.SortFunc(fields, func(a, b h1Field) int {
+		if c := cmp.Compare(a.rank, b.rank); c != 0 {
+			return c
+		}
+		return strings.Compare(a.name, b.name)
+	})
+
+	_, _ = w.WriteString(req.Method)
+	_ = w.WriteByte(' ')
+	_, _ = w.WriteString(req.URL.RequestURI())
+	_, _ = w.WriteString(" HTTP/1.1\r\n")
+	for _, f := range fields {
+		for _, v := range f.vv {
+			_, _ = w.WriteString(f.name)
+			_, _ = w.WriteString(": ")
+			_, _ = w.WriteString(textprotoTrim(v))
+			_, err := w.WriteString("\r\n")
+			if err != nil {
+				return err
+			}
+		}
+	}
+	_, err := w.WriteString("\r\n")
+	return err
+}
+
+var (
+	connClose     = []string{"close"}
+	connKeepAlive = []string{"keep-alive"}
+	teChunked     = []string{"chunked"}
+)
+
+// ownOrder returns the request's own order (HeaderOrderKey, lowercase
+// names, host and connection first unless it places them), or nil.
+func ownOrder(h http.Header) []string {
+	own, ok := h[HeaderOrderKey]
+	if !ok {
+		return nil
+	}
+	order := make([]string, len(own))
+	for i, n := range own {
+		order[i] = strings.ToLower(n)
+	}
+	return withConnHeaders(order)
+}
+
+// rankOf is where the header with canonical key k goes: its place in own
+// if not nil, else in the preset's order; after them all if not placed.
+func (t *h1Transport) rankOf(own []string, k string) int {
+	if own == nil {
+		if r, ok := t.rank[k]; ok {
+			return r
+		}
+		return len(t.ft.order)
+	}
+	for i, n := range own {
+		if strings.EqualFold(n, k) {
+			return i
+		}
+	}
+	return len(own)
+}
+
+// canonicalIn reports whether h has key k under any spelling.
+func canonicalIn(h http.Header, k string) bool {
+	if _, ok := h[k]; ok {
+		return true
+	}
+	for n := range h {
+		if strings.EqualFold(n, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// textprotoTrim trims the spaces and tabs around a header value, as
+// net/http does when it writes one.
+func textprotoTrim(v string) string {
+	return strings.TrimFunc(v, func(r rune) bool { return r == ' ' || r == '\t' })
+}
+
+func validMethod(m string) bool {
+	return m != "" && strings.IndexFunc(m, func(r rune) bool { return !httpguts.IsTokenRune(r) }) < 0
+}
+
+// methodWantsBody reports whether a bodiless request with method m still
+// says Content-Length: 0, as browsers and net/http do.
+func methodWantsBody(m string) bool {
+	return m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch
+}
+
+// writeBody writes req's body (and its trailers, if chunked) and flushes.
+// The body is closed either way, as a RoundTripper must.
+func writeBody(w *bufio.Writer, req *http.Request, chunked bool) error {
+	defer closeRequestBody(req)
+	if !chunked {
+		n, err := io.Copy(w, io.LimitReader(req.Body, req.ContentLength))
+		if err == nil && n != req.ContentLength {
+			err = fmt.Errorf("session: request body has %d bytes, ContentLength says %d", n, req.ContentLength)
+		}
+		if err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	cw := httputil.NewChunkedWriter(w)
+	if _, err := io.Copy(cw, req.Body); err != nil {
+		return err
+	}
+	if err := cw.Close(); err != nil { // the last chunk, 0\r\n
+		return err
+	}
+	if err := req.Trailer.Write(w); err != nil {
+		return err
+	}
+	if _, err := w.WriteString("\r\n"); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// h1Body is a response body: at its end the connection goes back to the
+// pool, or is closed if it cannot carry another request.
+type h1Body struct {
+	t     *h1Transport
+	c     *h1Conn
+	rc    io.ReadCloser
+	ctx   context.Context
+	stop  func() bool
+	wrote chan error // nil if the request had no body
+	reuse bool
+
+	mu   sync.Mutex
+	done bool
+	err  error // after done: what Read returns
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	done, derr := b.done, b.err
+	b.mu.Unlock()
+	if done {
+		return 0, derr
+	}
+	n, err := b.rc.Read(p)
+	switch {
+	case err == io.EOF:
+		b.finish(true)
+	case err != nil:
+		if b.ctx.Err() != nil {
+			err = context.Cause(b.ctx)
+		}
+		b.finish(false)
+	}
+	return n, err
+}
+
+func (b *h1Body) Close() error {
+	b.finish(false)
+	return nil
+}
+
+// finish ends the exchange once: the connection is reused only after the
+// whole body was read, the request's body was written, and neither side
+// asked to close.
+func (b *h1Body) finish(eof bool) {
+	b.mu.Lock()
+	if b.done {
+		b.mu.Unlock()
+		return
+	}
+	b.done = true
+	b.err = http.ErrBodyReadAfterClose
+	if eof {
+		b.err = io.EOF
+	}
+	b.mu.Unlock()
+	reuse := eof && b.reuse && b.stop() // stop is false once the context fired
+	if !eof {
+		b.stop()
+	}
+	if reuse && b.wrote != nil {
+		// The server answered, usually after reading the whole body, but
+		// the write may not have reported yet: wait a little, as net/http
+		// does, before giving up on the connection.
+		select {
+		case err := <-b.wrote:
+			reuse = err == nil
+		default:
+			timer := time.NewTimer(50 * time.Millisecond)
+			select {
+			case err := <-b.wrote:
+				reuse = err == nil
+			case <-timer.C:
+				reuse = false
+			}
+			timer.Stop()
+		}
+	}
+	if reuse {
+		b.t.put(b.c)
+	} else {
+		b.t.discard(b.c)
+	}
+}
