@@ -125,7 +125,8 @@ func BenchmarkRequest(b *testing.B) {
 			drain(s.Get(ctx, srv.URL))
 		}
 	})
-	// The default preset: the browser's header order through fhttp.
+	// The default preset: the browser's header order, through the
+	// fingerprinted session's own HTTP/1.1 client (http:// here).
 	b.Run("client=session", func(b *testing.B) {
 		m := NewManager()
 		defer m.Shutdown()
@@ -137,4 +138,64 @@ func BenchmarkRequest(b *testing.B) {
 			drain(s.Get(ctx, srv.URL))
 		}
 	})
+}
+
+// BenchmarkRequestParallel is BenchmarkRequest with 8 goroutines per
+// GOMAXPROCS on one client or session, as a worker pool drives one
+// identity: the sequential benchmark measures a ping-pong on an otherwise
+// idle machine, where the scheduler's wake-ups weigh more than the client.
+func BenchmarkRequestParallel(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello")
+	}))
+	defer srv.Close()
+	p, err := preset.Lookup(protocol.DefaultPreset)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hdrs := map[string]string{}
+	for _, h := range p.Headers {
+		hdrs[h.Name] = h.Value
+	}
+	plain := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: protocol.DefaultMaxIdleConnsPerHost}}
+	defer plain.CloseIdleConnections()
+	m := NewManager()
+	defer m.Shutdown()
+	session := func(cfg *protocol.SessionConfig) func(context.Context, string) (*http.Response, error) {
+		id, err := m.CreateSession(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, _ := m.GetSession(id)
+		return s.Get
+	}
+	for _, c := range []struct {
+		name string
+		get  func(context.Context, string) (*http.Response, error)
+	}{
+		{"client=plain+headers", func(ctx context.Context, u string) (*http.Response, error) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			p.Apply(req.Header)
+			return plain.Do(req)
+		}},
+		{"client=session-go", session(&protocol.SessionConfig{Preset: "go", Headers: hdrs})},
+		{"client=session", session(nil)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetParallelism(8)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := context.Background()
+				for pb.Next() {
+					resp, err := c.get(ctx, srv.URL)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		})
+	}
 }

@@ -52,8 +52,10 @@ type h1Transport struct {
 	// dials counts connections dialled, for tests.
 	dials atomic.Int64
 
-	mu    sync.Mutex
-	hosts map[string]*h1Host
+	mu     sync.Mutex
+	hosts  map[string]*h1Host
+	busy   map[*h1Conn]struct{} // carrying a request
+	closed bool                 // the session closed: no more requests
 }
 
 func newH1Transport(ft *fpTransport, maxConns, maxIdle int, idleTimeout time.Duration, keepAlive bool) *h1Transport {
@@ -62,7 +64,12 @@ func newH1Transport(ft *fpTransport, maxConns, maxIdle int, idleTimeout time.Dur
 		now:   time.Now,
 		rank:  make(map[string]int, len(ft.order)),
 		hosts: make(map[string]*h1Host),
+		busy:  make(map[*h1Conn]struct{}),
 	}
+	// Requests keep their own contexts (see roundTripper.RoundTrip): the
+	// session's close ends them here, at one registration per session
+	// rather than a context and a registration per request.
+	context.AfterFunc(ft.h.closed, t.abortAll)
 	for i, n := range ft.order {
 		if k := http.CanonicalHeaderKey(n); !hasKey(t.rank, k) {
 			t.rank[k] = i
@@ -82,6 +89,7 @@ type h1Host struct {
 	// waiter receives a connection, or nil: a free slot to dial into.
 	wait  []chan *h1Conn
 	timer *time.Timer // closes idle connections past the timeout
+	armed bool        // timer is set to fire
 }
 
 // h1Conn is one connection.
@@ -135,6 +143,10 @@ func (t *h1Transport) roundTrip(req *http.Request) (*http.Response, error) {
 // slot first under MaxConnsPerHost.
 func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
 	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil, context.Cause(t.ft.h.closed)
+	}
 	hp := t.hosts[addr]
 	if hp == nil {
 		hp = &h1Host{addr: addr}
@@ -144,6 +156,7 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
 		c := hp.idle[n-1]
 		hp.idle[n-1] = nil
 		hp.idle = hp.idle[:n-1]
+		t.busy[c] = struct{}{}
 		t.mu.Unlock()
 		c.reused = true
 		return c, nil
@@ -152,14 +165,20 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
 		ch := make(chan *h1Conn, 1)
 		hp.wait = append(hp.wait, ch)
 		t.mu.Unlock()
+		var done <-chan struct{} // the request's end, or the session's
 		select {
 		case c := <-ch:
 			if c != nil {
 				c.reused = true
-				return c, nil
+				return c, nil // still busy: put handed it over
 			}
 			// A slot, already counted in hp.open: dial into it.
 		case <-ctx.Done():
+			done = ctx.Done()
+		case <-t.ft.h.closed.Done():
+			done = t.ft.h.closed.Done()
+		}
+		if done != nil {
 			t.mu.Lock()
 			if i := slices.Index(hp.wait, ch); i >= 0 {
 				hp.wait = slices.Delete(hp.wait, i, i+1)
@@ -173,19 +192,63 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
 					t.release(hp)
 				}
 			}
-			return nil, context.Cause(ctx)
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx)
+			}
+			return nil, context.Cause(t.ft.h.closed)
 		}
 	} else {
 		hp.open++
 		t.mu.Unlock()
 	}
-	nc, err := t.ft.h.dialThrough(ctx, "tcp", addr)
+	// A dial is rare enough to afford the context that the session's
+	// close cancels.
+	dctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(t.ft.h.closed, func() { cancel(context.Cause(t.ft.h.closed)) })
+	nc, err := t.ft.h.dialThrough(dctx, "tcp", addr)
+	stop()
+	cancel(nil)
 	if err != nil {
 		t.release(hp)
+		if errors.Is(context.Cause(dctx), ErrSessionClosed) {
+			return nil, fmt.Errorf("%w: %w", ErrSessionClosed, err)
+		}
 		return nil, err
 	}
 	t.dials.Add(1)
-	return &h1Conn{host: hp, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+	c := &h1Conn{host: hp, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+	t.mu.Lock()
+	closed := t.closed
+	if !closed {
+		t.busy[c] = struct{}{}
+	}
+	t.mu.Unlock()
+	if closed {
+		t.discard(c)
+		return nil, context.Cause(t.ft.h.closed)
+	}
+	return c, nil
+}
+
+// abortAll ends every request in flight, by failing its connection's I/O,
+// and refuses new ones: the session closed.
+func (t *h1Transport) abortAll() {
+	t.mu.Lock()
+	t.closed = true
+	for c := range t.busy {
+		_ = c.nc.SetDeadline(time.Unix(1, 0))
+	}
+	t.mu.Unlock()
+	t.closeIdle()
+}
+
+// sessionErr is the error of a request that the session's close ended, or
+// nil.
+func (t *h1Transport) sessionErr() error {
+	if t.ft.h.closed.Err() != nil {
+		return context.Cause(t.ft.h.closed)
+	}
+	return nil
 }
 
 // put returns a connection that finished its exchange cleanly: to a
@@ -193,6 +256,11 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
 func (t *h1Transport) put(c *h1Conn) {
 	hp := c.host
 	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		t.discard(c)
+		return
+	}
 	if len(hp.wait) > 0 {
 		ch := hp.wait[0]
 		hp.wait = slices.Delete(hp.wait, 0, 1)
@@ -205,9 +273,14 @@ func (t *h1Transport) put(c *h1Conn) {
 		t.discard(c)
 		return
 	}
+	delete(t.busy, c)
 	c.idleAt = t.now()
 	hp.idle = append(hp.idle, c)
-	if len(hp.idle) == 1 {
+	// The timer is armed once and re-armed by expire, not reset here:
+	// resetting the earliest timer on every request wakes a thread that
+	// sleeps in the network poller, which cost more than the request.
+	if !hp.armed {
+		hp.armed = true
 		if hp.timer == nil {
 			hp.timer = time.AfterFunc(t.idleTimeout, func() { t.expire(hp) })
 		} else {
@@ -221,6 +294,9 @@ func (t *h1Transport) put(c *h1Conn) {
 // its slot.
 func (t *h1Transport) discard(c *h1Conn) {
 	_ = c.nc.Close()
+	t.mu.Lock()
+	delete(t.busy, c)
+	t.mu.Unlock()
 	t.release(c.host)
 }
 
@@ -264,7 +340,8 @@ func (t *h1Transport) expire(hp *h1Host) {
 	stale := slices.Clone(hp.idle[:n])
 	hp.idle = slices.Delete(hp.idle, 0, n)
 	hp.open -= n
-	if len(hp.idle) > 0 {
+	hp.armed = len(hp.idle) > 0
+	if hp.armed {
 		hp.timer.Reset(t.idleTimeout - now.Sub(hp.idle[0].idleAt))
 	}
 	t.forgetIfEmpty(hp)
@@ -293,8 +370,12 @@ func (t *h1Transport) closeIdle() {
 // exchange writes req on c and reads the response head. The body streams
 // from the connection, which goes back to the pool at its end.
 func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request) (*http.Response, error) {
-	// The context ends the exchange by failing the connection's I/O.
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
+	// The context ends the exchange by failing the connection's I/O. The
+	// session's own context needs no registration: abortAll does that.
+	stop := func() bool { return t.sessionErr() == nil }
+	if ctx != t.ft.h.closed {
+		stop = context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
+	}
 	var wrote chan error // the body's write, alongside the read
 	// fail ends a failed exchange; early says no byte of the response came.
 	fail := func(err error, early bool) (*http.Response, error) {
@@ -317,6 +398,9 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		t.discard(c)
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
+		}
+		if serr := t.sessionErr(); serr != nil {
+			return nil, fmt.Errorf("%w: %w", serr, err)
 		}
 		if early {
 			err = t.staleIf(c, err)
@@ -624,6 +708,8 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	case err != nil:
 		if b.ctx.Err() != nil {
 			err = context.Cause(b.ctx)
+		} else if serr := b.t.sessionErr(); serr != nil {
+			err = fmt.Errorf("%w: %w", serr, err)
 		}
 		b.finish(false)
 	}

@@ -684,30 +684,48 @@ func TestInFlightEndToEnd(t *testing.T) {
 		}
 	})
 
-	// Both ways a request is tied to its session: the background context
-	// (the session's own context serves) and one of the caller's (a child
-	// that the session's close cancels).
+	// Every way a request is tied to its session: the background context
+	// (the session's own context serves), one of the caller's on Go's
+	// stack (a child that the session's close cancels), and one of the
+	// caller's on the fingerprinted session's own HTTP/1.1 client (which
+	// aborts its connections when the session closes).
 	type key struct{}
 	withValue := context.WithValue(context.Background(), key{}, 1)
-	for name, ctx := range map[string]context.Context{"background": context.Background(), "caller's": withValue} {
-		t.Run("Close cancels before headers, "+name+" context", func(t *testing.T) {
-			hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				started <- struct{}{}
-				<-r.Context().Done()
-			}))
-			defer hang.Close()
-			s := newSessionFor(t, m, nil)
-			errc := make(chan error)
-			go func() {
-				_, err := s.Get(ctx, hang.URL)
-				errc <- err
-			}()
-			<-started
-			_ = s.Close()
-			if err := <-errc; !errors.Is(err, ErrSessionClosed) {
-				t.Fatalf("request cancelled by Close: %v", err)
-			}
-		})
+	for _, p := range []string{"go", "chrome-latest"} {
+		for name, ctx := range map[string]context.Context{"background": context.Background(), "caller's": withValue} {
+			t.Run("Close cancels before headers, "+p+", "+name+" context", func(t *testing.T) {
+				hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					started <- struct{}{}
+					<-r.Context().Done()
+				}))
+				defer hang.Close()
+				s := newSessionFor(t, m, &protocol.SessionConfig{Preset: p})
+				errc := make(chan error)
+				go func() {
+					_, err := s.Get(ctx, hang.URL)
+					errc <- err
+				}()
+				<-started
+				_ = s.Close()
+				if err := <-errc; !errors.Is(err, ErrSessionClosed) {
+					t.Fatalf("request cancelled by Close: %v", err)
+				}
+			})
+			t.Run("Close cancels the body, "+p+", "+name+" context", func(t *testing.T) {
+				s := newSessionFor(t, m, &protocol.SessionConfig{Preset: p})
+				resp, err := s.Get(ctx, srv.URL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				<-started
+				_ = s.Close()
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if !errors.Is(err, ErrSessionClosed) {
+					t.Fatalf("reading after Close: %v, want ErrSessionClosed", err)
+				}
+			})
+		}
 	}
 }
 

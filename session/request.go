@@ -7,7 +7,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,13 +33,93 @@ func (s *Session) Do(req *http.Request) (*http.Response, error) {
 		closeRequestBody(req)
 		return nil, err
 	}
-	if !req.URL.IsAbs() && h.baseURL != nil {
+	if req.URL != nil && !req.URL.IsAbs() && h.baseURL != nil {
 		r := new(http.Request)
 		*r = *req
 		r.URL = h.baseURL.ResolveReference(req.URL)
 		req = r
 	}
+	if h.client.Timeout == 0 && req.Context().Value(noRedirectsKey{}) != nil {
+		return h.doOnce(req)
+	}
 	return h.client.Do(req)
+}
+
+// doOnce is Do for a request that follows no redirect (WithoutRedirects)
+// and has no session Timeout: what http.Client does for it, cookies from
+// and to the jar and errors as *url.Error, without the redirect
+// machinery's copies of the request, header and URL. rosterd's proxy path
+// is such a request.
+func (h *httpState) doOnce(req *http.Request) (*http.Response, error) {
+	fail := func(err error) (*http.Response, error) {
+		closeRequestBody(req)
+		ue := &url.Error{Op: urlErrorOp(req.Method), Err: err}
+		if req.URL != nil {
+			ue.URL = urlWithoutPassword(req.URL)
+		}
+		return nil, ue
+	}
+	switch {
+	case req.URL == nil:
+		return fail(errors.New("http: nil Request.URL"))
+	case req.RequestURI != "":
+		return fail(errors.New("http: Request.RequestURI can't be set in client requests"))
+	}
+	out := req
+	if jar := h.client.Jar; jar != nil {
+		if cs := jar.Cookies(req.URL); len(cs) > 0 {
+			out = shallowCopy(req)
+			out.Header = req.Header.Clone()
+			if out.Header == nil {
+				out.Header = http.Header{}
+			}
+			for _, c := range cs {
+				out.AddCookie(c)
+			}
+		}
+	}
+	if out.Header == nil {
+		out = shallowCopy(req)
+		out.Header = http.Header{}
+	}
+	resp, err := h.client.Transport.RoundTrip(out)
+	if err != nil {
+		if resp != nil && resp.Body != nil {
+			_ = resp.Body.Close()
+		}
+		ue := &url.Error{Op: urlErrorOp(req.Method), URL: urlWithoutPassword(req.URL), Err: err}
+		return nil, ue
+	}
+	if jar := h.client.Jar; jar != nil {
+		if rc := resp.Cookies(); len(rc) > 0 {
+			jar.SetCookies(req.URL, rc)
+		}
+	}
+	return resp, nil
+}
+
+func shallowCopy(req *http.Request) *http.Request {
+	r := new(http.Request)
+	*r = *req
+	return r
+}
+
+// urlErrorOp is the Op of a *url.Error for method, as http.Client writes
+// it: "Get", "Post".
+func urlErrorOp(method string) string {
+	if method == "" {
+		return "Get"
+	}
+	return method[:1] + strings.ToLower(method[1:])
+}
+
+// urlWithoutPassword is u as http.Client names it in errors: any password
+// replaced by ***.
+func urlWithoutPassword(u *url.URL) string {
+	if _, has := u.User.Password(); has {
+		return strings.Replace(u.String(), u.User.String()+"@", u.User.Username()+":***@", 1)
+	}
+	return u.String()
 }
 
 // Get sends a GET request for url; see Do.
@@ -105,14 +187,18 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	// The request ends when the session closes. A request whose context
 	// is the background one (no deadline, no values: http.NewRequest,
 	// Get with context.Background()) takes the session's own context as
-	// is; any other gets a child that the session's close cancels, which
-	// costs a context and a registration with the session.
+	// is; one that the session's own HTTP/1.1 client carries keeps its
+	// context, as that client aborts its connections itself when the
+	// session closes; any other gets a child that the session's close
+	// cancels, which costs a context and a registration with the session.
 	ctx := h.closed
 	done := func() {
 		s.endRequest()
 		h.afterRequest()
 	}
-	if req.Context() != context.Background() {
+	if h.abortsOnClose(req) {
+		ctx = req.Context()
+	} else if req.Context() != context.Background() {
 		c, cancel := context.WithCancelCause(req.Context())
 		stop := context.AfterFunc(h.closed, func() { cancel(ErrSessionClosed) })
 		ctx = c
@@ -154,6 +240,13 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// abortsOnClose reports whether req goes to a client that ends it itself
+// when the session closes: the fingerprinted session's own HTTP/1.1 one.
+func (h *httpState) abortsOnClose(req *http.Request) bool {
+	ft, ok := h.tcp.Load().tcpTransport.(*fpTransport)
+	return ok && ft.ownHTTP1(req)
+}
+
 // closedErr makes an error caused by the session closing match
 // ErrSessionClosed.
 func closedErr(ctx context.Context, err error) error {
@@ -182,6 +275,9 @@ func (h *httpState) send(ctx context.Context, req *http.Request) (*http.Response
 		case <-ctx.Done():
 			t.Stop()
 			return nil, context.Cause(ctx)
+		case <-h.closed.Done(): // ctx may be the request's own: see RoundTrip
+			t.Stop()
+			return nil, context.Cause(h.closed)
 		}
 		r := new(http.Request)
 		*r = *req
