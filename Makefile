@@ -16,6 +16,8 @@ FUZZ_TARGETS = \
 	./cookies:FuzzSetCookieHeader \
 	./codec:FuzzNewReader \
 	./session:FuzzUnmarshalSession \
+	./session:FuzzH1WriteHead \
+	./session:FuzzH1Response \
 	./daemon:FuzzProxyCredentials \
 	./daemon:FuzzInterceptClientBytes \
 	./internal/fingerprint:FuzzParseClientHello \
