@@ -179,7 +179,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.request(resp.StatusCode)
 	w.WriteHeader(resp.StatusCode)
-	if err := copyFlushing(w, resp.Body); err != nil {
+	if err := copyBody(w, resp.Body, streamed(resp)); err != nil {
 		// The body ended early (the upstream broke off, the session
 		// closed or timed out): abort the response, so that the client
 		// sees a truncation rather than a complete body. net/http closes
@@ -191,14 +191,26 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 // bufPool holds copy buffers, so that a proxied response allocates none.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// errClientGone is copyFlushing's error when the client stopped reading.
+// errClientGone is copyBody's error when the client stopped reading.
 var errClientGone = errors.New("client gone")
 
-// copyFlushing copies body to w, flushing after every read so that a
-// streaming response reaches the client as it comes. It returns nil at
-// the body's EOF, errClientGone if writing to the client failed, and the
-// read error if the body ended early.
-func copyFlushing(w http.ResponseWriter, body io.Reader) error {
+// streamed reports whether resp's body should reach the client as it
+// comes, read by read: a body of unknown length (chunked or up to the
+// close) or an event stream. This is httputil.ReverseProxy's rule; a body
+// of known length is written through net/http's buffer instead, without a
+// flush per read.
+func streamed(resp *http.Response) bool {
+	if resp.ContentLength == -1 {
+		return true
+	}
+	ct, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
+	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream")
+}
+
+// copyBody copies body to w, flushing after every read if flush is set. It
+// returns nil at the body's EOF, errClientGone if writing to the client
+// failed, and the read error if the body ended early.
+func copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
 	rc := http.NewResponseController(w)
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
@@ -209,7 +221,9 @@ func copyFlushing(w http.ResponseWriter, body io.Reader) error {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return errClientGone
 			}
-			_ = rc.Flush()
+			if flush {
+				_ = rc.Flush()
+			}
 		}
 		if err == io.EOF {
 			return nil

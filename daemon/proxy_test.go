@@ -572,3 +572,26 @@ func openTunnel(t *testing.T, proxyAddr, target, id string) net.Conn {
 	_ = c.SetReadDeadline(time.Time{})
 	return c
 }
+
+// A body goes out read by read (flushed) when its length is unknown or it
+// is an event stream, as httputil.ReverseProxy decides; otherwise through
+// net/http's buffer.
+func TestStreamed(t *testing.T) {
+	for _, tc := range []struct {
+		length int64
+		ct     string
+		want   bool
+	}{
+		{-1, "text/plain", true},
+		{1024, "application/octet-stream", false},
+		{0, "", false},
+		{1024, "text/event-stream", true},
+		{1024, "Text/Event-Stream; charset=utf-8", true},
+		{1024, "text/event-streamx", false},
+	} {
+		resp := &http.Response{ContentLength: tc.length, Header: http.Header{"Content-Type": {tc.ct}}}
+		if got := daemon.Streamed(resp); got != tc.want {
+			t.Errorf("length %d, %q: streamed %v, want %v", tc.length, tc.ct, got, tc.want)
+		}
+	}
+}
