@@ -42,13 +42,17 @@ type tcpTransport interface {
 // spelling. The session's API stays net/http: requests and responses are
 // translated at this boundary, bodies streamed both ways.
 type fpTransport struct {
-	h      *httpState
-	p      *preset.Preset
-	t1     *fhttp.Transport // HTTP/1.1, and HTTP/2 when ALPN picks it
-	h2c    *http2.Transport // ForceHTTP2 on http://: HTTP/2 by prior knowledge
-	h1     *h1Transport     // http:// without an HTTP proxy
-	order  []string         // host, connection, then the preset's order
-	tlsCfg *utls.Config     // shared by every connection; the spec is per connection
+	h   *httpState
+	p   *preset.Preset
+	t1  *fhttp.Transport // HTTP/1.1, and HTTP/2 when ALPN picks it
+	h2c *http2.Transport // ForceHTTP2 on http://: HTTP/2 by prior knowledge
+	h1  *h1Transport     // http:// without an HTTP proxy
+	// h1Direct says the session had no HTTP proxy when this transport was
+	// built (SetProxy builds a new one): http:// goes through h1. Fixed,
+	// so that a request decides once which client carries it.
+	h1Direct bool
+	order    []string     // host, connection, then the preset's order
+	tlsCfg   *utls.Config // shared by every connection; the spec is per connection
 	// http2Only holds the canonical keys of the preset's OmitOnHTTP1.
 	http2Only map[string]bool
 	alpn      []string // replaces the preset's ALPN when a protocol is forced
@@ -96,6 +100,8 @@ func (h *httpState) newFPTransport() *fpTransport {
 		ExpectContinueTimeout: time.Second,
 	}
 	ft.h1 = newH1Transport(ft, maxConns, maxIdle, idleTimeout, !cfg.DisableKeepAlives)
+	pu := h.s.proxy.Load()
+	ft.h1Direct = pu == nil || pu.Scheme == "socks5" || pu.Scheme == "socks5h"
 	if !cfg.ForceHTTP1 {
 		t2, err := http2.ConfigureTransports(ft.t1)
 		if err != nil { // only if t1 was configured before: it is new
@@ -282,7 +288,7 @@ func (ft *fpTransport) ownHTTP1(req *http.Request) bool {
 	if req.URL.Scheme != "http" || ft.h2c != nil {
 		return false
 	}
-	if pu := ft.h.s.proxy.Load(); pu != nil && pu.Scheme != "socks5" && pu.Scheme != "socks5h" {
+	if !ft.h1Direct {
 		return false
 	}
 	_, upgrade := req.Header["Upgrade"]

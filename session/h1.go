@@ -52,6 +52,9 @@ type h1Transport struct {
 	// dials counts connections dialled, for tests.
 	dials atomic.Int64
 
+	// unwatch ends the watch on the session's close (see detach).
+	unwatch func() bool
+
 	mu     sync.Mutex
 	hosts  map[string]*h1Host
 	busy   map[*h1Conn]struct{} // carrying a request
@@ -69,7 +72,7 @@ func newH1Transport(ft *fpTransport, maxConns, maxIdle int, idleTimeout time.Dur
 	// Requests keep their own contexts (see roundTripper.RoundTrip): the
 	// session's close ends them here, at one registration per session
 	// rather than a context and a registration per request.
-	context.AfterFunc(ft.h.closed, t.abortAll)
+	t.unwatch = context.AfterFunc(ft.h.closed, t.abortAll)
 	for i, n := range ft.order {
 		if k := http.CanonicalHeaderKey(n); !hasKey(t.rank, k) {
 			t.rank[k] = i
@@ -111,24 +114,38 @@ var errStale = errors.New("session: idle connection closed by the server")
 // while idle is sent once more on a new one if it can be replayed.
 func (t *h1Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	ruri, err := t.check(req)
+	if err == nil && ctx.Err() != nil {
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		closeRequestBody(req)
+		return nil, err
+	}
 	addr := canonicalAddr(req.URL)
+	replay := replayable(req)
 	for {
 		c, err := t.get(ctx, addr)
 		if err != nil {
 			closeRequestBody(req)
 			return nil, err
 		}
-		resp, err := t.exchange(ctx, c, req)
+		if c.reused && !replay && !c.alive() {
+			// net/http notices a server's close of an idle connection
+			// before reuse (its read loop sits on it); this client looks,
+			// at one system call, only when a failure could not be
+			// answered by sending the request again.
+			t.discard(c)
+			continue
+		}
+		resp, err := t.exchange(ctx, c, req, ruri)
 		if err == nil {
 			return resp, nil
 		}
-		if !errors.Is(err, errStale) {
+		if !errors.Is(err, errStale) || !replay {
 			return nil, err
 		}
 		if req.Body != nil && req.Body != http.NoBody {
-			if req.GetBody == nil {
-				return nil, err
-			}
 			r := new(http.Request)
 			*r = *req
 			if r.Body, err = req.GetBody(); err != nil {
@@ -137,6 +154,25 @@ func (t *h1Transport) roundTrip(req *http.Request) (*http.Response, error) {
 			req = r
 		}
 	}
+}
+
+// replayable reports whether req may be sent again when the connection it
+// was written on turns out to have been closed by the server, as net/http
+// decides: an idempotent method or an Idempotency-Key, and a body that is
+// absent or can be had again. The server may have acted on the first copy.
+func replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return false
+	}
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	if _, ok := req.Header["Idempotency-Key"]; ok {
+		return true
+	}
+	_, ok := req.Header["X-Idempotency-Key"]
+	return ok
 }
 
 // get returns an idle connection to addr, or dials one, waiting for a free
@@ -241,6 +277,10 @@ func (t *h1Transport) abortAll() {
 	t.mu.Unlock()
 	t.closeIdle()
 }
+
+// detach lets a transport that SetProxy retired, and that carries no
+// request any more, be collected: it stops watching the session's close.
+func (t *h1Transport) detach() { t.unwatch() }
 
 // sessionErr is the error of a request that the session's close ended, or
 // nil.
@@ -369,7 +409,7 @@ func (t *h1Transport) closeIdle() {
 
 // exchange writes req on c and reads the response head. The body streams
 // from the connection, which goes back to the pool at its end.
-func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request) (*http.Response, error) {
+func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request, ruri string) (*http.Response, error) {
 	// The context ends the exchange by failing the connection's I/O. The
 	// session's own context needs no registration: abortAll does that.
 	stop := func() bool { return t.sessionErr() == nil }
@@ -407,16 +447,15 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		}
 		return nil, err
 	}
+	if ctx.Err() != nil { // ended before the registration: nothing sent
+		closeRequestBody(req)
+		return fail(ctx.Err(), false)
+	}
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	chunked := hasBody && req.ContentLength <= 0
 	closeAfter := !t.keepAlive || req.Close || httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close")
-	if err := t.writeHead(c.bw, req, hasBody, chunked, closeAfter); err != nil {
+	if err := t.writeHead(c.bw, req, ruri, hasBody, chunked, closeAfter); err != nil {
 		closeRequestBody(req)
-		if errors.Is(err, errBadHeader) {
-			stop()
-			t.put(c) // nothing was written
-			return nil, err
-		}
 		return fail(err, true)
 	}
 	if hasBody {
@@ -470,6 +509,58 @@ func (t *h1Transport) staleIf(c *h1Conn, err error) error {
 // errBadHeader is the error of a request that cannot be written.
 var errBadHeader = errors.New("session: invalid request")
 
+// check refuses a request that cannot be written as it is, before it takes
+// a connection, as net/http does: a bad method, host, request-target
+// (control characters would end the request line early), header name or
+// value, or a ContentLength without a body. It returns the request-target.
+func (t *h1Transport) check(req *http.Request) (string, error) {
+	if !validMethod(req.Method) {
+		return "", fmt.Errorf("%w: method %q", errBadHeader, req.Method)
+	}
+	if _, err := hostHeader(req); err != nil {
+		return "", err
+	}
+	ruri := req.URL.RequestURI()
+	if strings.IndexFunc(ruri, isCTL) >= 0 {
+		return "", fmt.Errorf("%w: control character in the URL %q", errBadHeader, ruri)
+	}
+	for _, h := range []http.Header{req.Header, req.Trailer} {
+		for k, vv := range h {
+			if k == HeaderOrderKey {
+				continue
+			}
+			if !httpguts.ValidHeaderFieldName(k) {
+				return "", fmt.Errorf("%w: header name %q", errBadHeader, k)
+			}
+			for _, v := range vv {
+				if !httpguts.ValidHeaderFieldValue(v) {
+					return "", fmt.Errorf("%w: value of header %s", errBadHeader, k)
+				}
+			}
+		}
+	}
+	if req.ContentLength > 0 && (req.Body == nil || req.Body == http.NoBody) {
+		return "", fmt.Errorf("%w: Request.ContentLength=%d with nil Body", errBadHeader, req.ContentLength)
+	}
+	return ruri, nil
+}
+
+// hostHeader is req's Host header: Request.Host or the URL's, an
+// internationalised name in its ASCII (punycode) form, as net/http writes it.
+func hostHeader(req *http.Request) (string, error) {
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	h, err := httpguts.PunycodeHostPort(host)
+	if err != nil || !httpguts.ValidHostHeader(h) {
+		return "", fmt.Errorf("%w: host %q", errBadHeader, host)
+	}
+	return h, nil
+}
+
+func isCTL(r rune) bool { return r < ' ' || r == 0x7f }
+
 // h1Field is one header field to write.
 type h1Field struct {
 	rank int
@@ -481,19 +572,9 @@ type h1Field struct {
 // over the session's defaults, each name as the browser spells it, in the
 // preset's order (or the request's HeaderOrderKey); names the order does
 // not place follow, sorted.
-//
-// Nothing is written if the request is malformed (errBadHeader).
-func (t *h1Transport) writeHead(w *bufio.Writer, req *http.Request, hasBody, chunked, closeAfter bool) error {
-	if !validMethod(req.Method) {
-		return fmt.Errorf("%w: method %q", errBadHeader, req.Method)
-	}
-	host := req.Host
-	if host == "" {
-		host = req.URL.Host
-	}
-	if !httpguts.ValidHostHeader(host) {
-		return fmt.Errorf("%w: host %q", errBadHeader, host)
-	}
+// The request must have passed check, whose request-target ruri is.
+func (t *h1Transport) writeHead(w *bufio.Writer, req *http.Request, ruri string, hasBody, chunked, closeAfter bool) error {
+	host, _ := hostHeader(req)
 	own := ownOrder(req.Header)
 	var buf [32]h1Field
 	fields := buf[:0]
@@ -510,17 +591,9 @@ func (t *h1Transport) writeHead(w *bufio.Writer, req *http.Request, hasBody, chu
 		if k == HeaderOrderKey {
 			continue
 		}
-		if !httpguts.ValidHeaderFieldName(k) {
-			return fmt.Errorf("%w: header name %q", errBadHeader, k)
-		}
 		switch k = http.CanonicalHeaderKey(k); k {
 		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
 			continue // from the request's fields
-		}
-		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return fmt.Errorf("%w: value of header %s", errBadHeader, k)
-			}
 		}
 		add(k, vv)
 	}
@@ -565,7 +638,7 @@ func (t *h1Transport) writeHead(w *bufio.Writer, req *http.Request, hasBody, chu
 
 	_, _ = w.WriteString(req.Method)
 	_ = w.WriteByte(' ')
-	_, _ = w.WriteString(req.URL.RequestURI())
+	_, _ = w.WriteString(ruri)
 	_, _ = w.WriteString(" HTTP/1.1\r\n")
 	for _, f := range fields {
 		for _, v := range f.vv {
@@ -652,6 +725,12 @@ func methodWantsBody(m string) bool {
 // The body is closed either way, as a RoundTripper must.
 func writeBody(w *bufio.Writer, req *http.Request, chunked bool) error {
 	defer closeRequestBody(req)
+	// The head goes first, on its own: a server may answer, or wait for
+	// more, on seeing it, and a body may come slowly. With the buffer
+	// empty, a sized body is copied straight to the connection.
+	if err := w.Flush(); err != nil {
+		return err
+	}
 	if !chunked {
 		n, err := io.Copy(w, io.LimitReader(req.Body, req.ContentLength))
 		if err == nil && n != req.ContentLength {
@@ -663,7 +742,7 @@ func writeBody(w *bufio.Writer, req *http.Request, chunked bool) error {
 		return w.Flush()
 	}
 	cw := httputil.NewChunkedWriter(w)
-	if _, err := io.Copy(cw, req.Body); err != nil {
+	if _, err := io.Copy(flushEach{cw, w}, req.Body); err != nil {
 		return err
 	}
 	if err := cw.Close(); err != nil { // the last chunk, 0\r\n
@@ -676,6 +755,20 @@ func writeBody(w *bufio.Writer, req *http.Request, chunked bool) error {
 		return err
 	}
 	return w.Flush()
+}
+
+// flushEach writes each chunk through to the connection as it comes.
+type flushEach struct {
+	io.Writer
+	buf *bufio.Writer
+}
+
+func (f flushEach) Write(p []byte) (int, error) {
+	n, err := f.Writer.Write(p)
+	if err == nil {
+		err = f.buf.Flush()
+	}
+	return n, err
 }
 
 // h1Body is a response body: at its end the connection goes back to the
@@ -736,10 +829,8 @@ func (b *h1Body) finish(eof bool) {
 		b.err = io.EOF
 	}
 	b.mu.Unlock()
-	reuse := eof && b.reuse && b.stop() // stop is false once the context fired
-	if !eof {
-		b.stop()
-	}
+	stopped := b.stop() // false once the context fired: the deadline is set
+	reuse := eof && b.reuse && stopped
 	if reuse && b.wrote != nil {
 		// The server answered, usually after reading the whole body, but
 		// the write may not have reported yet: wait a little, as net/http

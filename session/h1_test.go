@@ -172,14 +172,14 @@ func equalStrings(a, b []string) bool {
 	return true
 }
 
-// TestOwnHTTP1StaleRetry: the server closes a kept-alive connection while
-// it is idle; the next request fails on it before any response byte and is
-// sent once more on a new connection, when its body can be replayed. A body
-// that cannot be replayed gets the error.
+// TestOwnHTTP1StaleRetry: the server closes each kept-alive connection
+// after one answer. A GET meets the closed connection, fails before any
+// byte of a response and is sent again on a new one. A POST, which must
+// not be sent twice, never meets it: the client sees the close before
+// writing (alive) and dials. Every request is answered, each once.
 func TestOwnHTTP1StaleRetry(t *testing.T) {
 	var served atomic.Int64
 	addr := rawServer(t, func(c net.Conn) {
-		// One request per connection, then close without saying so.
 		br := bufio.NewReader(c)
 		req, err := http.ReadRequest(br)
 		if err != nil {
@@ -198,29 +198,66 @@ func TestOwnHTTP1StaleRetry(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // let the server's close land
 	}
-	// The second and third GETs each found the idle connection closed and
-	// dialled again: 3 connections, 3 answers.
 	if d, n := h1.dials.Load(), served.Load(); d != 3 || n != 3 {
 		t.Fatalf("%d dials, %d served; want 3, 3", d, n)
 	}
-
-	resp, err := s.Post(t.Context(), addr, "text/plain", bytes.NewReader([]byte("replayable")))
-	if err != nil {
-		t.Fatalf("POST with a replayable body: %v", err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body) // to EOF: the connection goes back idle
-	resp.Body.Close()
-	if d := h1.dials.Load(); d != 4 {
-		t.Fatalf("replayable POST: %d dials in all, want 4 (retried on a new connection)", d)
-	}
-	time.Sleep(10 * time.Millisecond)
-	resp, err = s.Post(t.Context(), addr, "text/plain", io.NopCloser(strings.NewReader("once")))
-	if err == nil {
+	for i, body := range []io.Reader{bytes.NewReader([]byte("replayable")), io.NopCloser(strings.NewReader("once"))} {
+		resp, err := s.Post(t.Context(), addr, "text/plain", body)
+		if err != nil {
+			t.Fatalf("POST %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body) // to EOF: the connection goes back idle
 		resp.Body.Close()
-		t.Fatal("POST with a one-shot body on a closed idle connection succeeded")
+		time.Sleep(10 * time.Millisecond)
 	}
-	if !errors.Is(err, errStale) {
-		t.Fatalf("POST: %v, want errStale", err)
+	if d, n := h1.dials.Load(), served.Load(); d != 5 || n != 5 {
+		t.Fatalf("after two POSTs: %d dials, %d served; want 5, 5", d, n)
+	}
+}
+
+// TestOwnHTTP1NoDuplicatePost: a server that reads a whole POST on a
+// kept-alive connection and closes without answering may have acted on
+// it: the POST fails rather than go out twice. A GET in its place is sent
+// again, as net/http does.
+func TestOwnHTTP1NoDuplicatePost(t *testing.T) {
+	for _, method := range []string{http.MethodPost, http.MethodGet} {
+		t.Run(method, func(t *testing.T) {
+			var seen atomic.Int64
+			addr := rawServer(t, func(c net.Conn) {
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if req.URL.Path == "/order" {
+						if seen.Add(1) == 1 {
+							return // took the order, then crashed
+						}
+					}
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			})
+			m, _ := newTestManager(t)
+			s := newSessionFor(t, m, &protocol.SessionConfig{Preset: "chrome-latest"})
+			get(t, s, addr) // leaves a kept-alive connection
+			req, _ := http.NewRequest(method, addr+"/order", bytes.NewReader([]byte("pay 100")))
+			resp, err := s.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			switch method {
+			case http.MethodPost:
+				if err == nil || seen.Load() != 1 {
+					t.Fatalf("POST: error %v, server saw it %d times; want an error and once", err, seen.Load())
+				}
+			default:
+				if err != nil || seen.Load() != 2 {
+					t.Fatalf("GET: error %v, server saw it %d times; want success and twice", err, seen.Load())
+				}
+			}
+		})
 	}
 }
 
@@ -458,5 +495,229 @@ func TestOwnHTTP1CancelMidBody(t *testing.T) {
 	h1.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d hosts left in the pool, want 0: the connection was reused", n)
+	}
+}
+
+// TestOwnHTTP1RefusesBeforeSending: requests net/http refuses are refused
+// before they take a connection (a control character in the URL would
+// end the request line early and smuggle headers in), and a request whose
+// context already ended is not sent. The connection stays usable.
+func TestOwnHTTP1RefusesBeforeSending(t *testing.T) {
+	var seen atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
+		if r.Header.Get("X-Injected") != "" {
+			t.Error("a header was injected through the URL")
+		}
+	}))
+	defer ts.Close()
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, &protocol.SessionConfig{Preset: "chrome-latest"})
+	h1 := ownH1(t, s)
+	get(t, s, ts.URL)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name string
+		req  func() *http.Request
+		want error
+	}{
+		{"control characters in the query", func() *http.Request {
+			u, _ := url.Parse(ts.URL + "/x")
+			u.RawQuery = "a=1 HTTP/1.1\r\nX-Injected: yes\r\nX-Pad: x"
+			return &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}}
+		}, errBadHeader},
+		{"a line break in a value", func() *http.Request {
+			r, _ := http.NewRequestWithContext(cancelled, http.MethodGet, ts.URL, nil)
+			r.Header.Set("X-Evil", "a\r\nInjected: 1")
+			return r
+		}, errBadHeader},
+		{"ContentLength without a body", func() *http.Request {
+			r, _ := http.NewRequest(http.MethodPost, ts.URL, nil)
+			r.ContentLength = 5
+			return r
+		}, errBadHeader},
+		{"a bad trailer name", func() *http.Request {
+			r, _ := http.NewRequest(http.MethodPost, ts.URL, io.NopCloser(strings.NewReader("x")))
+			r.Trailer = http.Header{"Bad Name": {"1"}}
+			return r
+		}, errBadHeader},
+		{"a context already cancelled", func() *http.Request {
+			r, _ := http.NewRequestWithContext(cancelled, http.MethodGet, ts.URL, nil)
+			return r
+		}, context.Canceled},
+	} {
+		before := seen.Load()
+		resp, err := s.Do(tc.req())
+		if err == nil {
+			resp.Body.Close()
+		}
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+		if seen.Load() != before {
+			t.Errorf("%s: the request reached the server", tc.name)
+		}
+	}
+	get(t, s, ts.URL)
+	if d := h1.dials.Load(); d != 1 {
+		t.Fatalf("%d dials, want 1: a refusal cost the kept-alive connection", d)
+	}
+}
+
+// TestOwnHTTP1Host: an internationalised host goes out in punycode, as
+// net/http writes it.
+func TestOwnHTTP1Host(t *testing.T) {
+	hosts := make(chan string, 1)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hosts <- r.Host }))
+	defer ts.Close()
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, &protocol.SessionConfig{Preset: "chrome-latest"})
+	req, _ := http.NewRequest(http.MethodGet, ts.URL, nil)
+	req.Host = "bücher.example"
+	resp, err := s.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if h := <-hosts; h != "xn--bcher-kva.example" {
+		t.Fatalf("Host %q, want xn--bcher-kva.example", h)
+	}
+}
+
+// TestOwnHTTP1StreamingBody: the head goes out before the body, and each
+// chunk of a body of unknown length as it comes: a server that answers on
+// the first bytes gets them while the rest is still being produced.
+func TestOwnHTTP1StreamingBody(t *testing.T) {
+	addr := rawServer(t, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		b := make([]byte, 5)
+		if _, err := io.ReadFull(req.Body, b); err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"+string(b))
+	})
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, &protocol.SessionConfig{Preset: "chrome-latest"})
+	for _, length := range []int64{-1, 100} { // chunked, then sized
+		pr, pw := io.Pipe()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, addr, pr)
+		req.ContentLength = length
+		go func() { _, _ = pw.Write([]byte("hello")) }() // and no more
+		resp, err := s.Do(req)
+		if err != nil {
+			t.Fatalf("length %d: %v (the body was held back)", length, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "hello" {
+			t.Fatalf("length %d: answer %q", length, b)
+		}
+		pw.Close()
+		cancel()
+	}
+}
+
+// TestOwnHTTP1BasicAuthFromURL: user:password@ in the URL becomes
+// Authorization, with or without WithoutRedirects (which skips
+// http.Client, where net/http adds it).
+func TestOwnHTTP1BasicAuthFromURL(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, pw, _ := r.BasicAuth()
+		_, _ = io.WriteString(w, u+":"+pw)
+	}))
+	defer ts.Close()
+	m, _ := newTestManager(t)
+	for _, p := range []string{"go", "chrome-latest"} {
+		for _, ctx := range []context.Context{context.Background(), WithoutRedirects(context.Background())} {
+			s := newSessionFor(t, m, &protocol.SessionConfig{Preset: p})
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.Replace(ts.URL, "http://", "http://alice:secret@", 1), nil)
+			resp, err := s.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != "alice:secret" {
+				t.Errorf("%s, %v: server saw %q", p, ctx, b)
+			}
+			if req.Header.Get("Authorization") != "" {
+				t.Errorf("%s: the caller's request was changed", p)
+			}
+		}
+	}
+}
+
+// TestOwnHTTP1RetiredTransportDetached: a transport that SetProxy retired
+// stops watching the session's close once no request uses it, so that it
+// can be collected.
+func TestOwnHTTP1RetiredTransportDetached(t *testing.T) {
+	ts, _ := countingServer(t, 0, false)
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, &protocol.SessionConfig{Preset: "chrome-latest"})
+	get(t, s, ts.URL)
+	old := ownH1(t, s)
+	if err := s.SetProxy("socks5://127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetProxy(""); err != nil {
+		t.Fatal(err)
+	}
+	get(t, s, ts.URL) // its end drops the retired transports
+	if old.unwatch() {
+		t.Fatal("the retired transport still watched the session's close")
+	}
+}
+
+// TestOwnHTTP1CloseDuringRetry: with retries on, a request ends at the
+// session's close even when a later attempt goes through a transport that
+// SetProxy put in place (an HTTP proxy: fhttp, which does not watch the
+// close itself).
+func TestOwnHTTP1CloseDuringRetry(t *testing.T) {
+	var tries atomic.Int64
+	addr := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			tries.Add(1)
+			_, _ = io.WriteString(c, "HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n")
+		}
+	})
+	reached := make(chan struct{}, 4)
+	proxyAddr := rawServer(t, func(c net.Conn) { // a proxy that never answers
+		reached <- struct{}{}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.Copy(io.Discard, c)
+	})
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, &protocol.SessionConfig{Preset: "chrome-latest", RetryEnabled: true, RetryWaitMin: 200, RetryWaitMax: 200, MaxRetries: 1})
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := s.Get(context.Background(), addr)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	waitFor(t, func() bool { return tries.Load() > 0 })
+	if err := s.SetProxy(proxyAddr); err != nil {
+		t.Fatal(err)
+	}
+	<-reached
+	_ = s.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrSessionClosed) {
+			t.Fatalf("after Close: %v, want ErrSessionClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request outlived the session's close")
 	}
 }

@@ -65,22 +65,32 @@ func (h *httpState) doOnce(req *http.Request) (*http.Response, error) {
 	case req.RequestURI != "":
 		return fail(errors.New("http: Request.RequestURI can't be set in client requests"))
 	}
+	// The caller's request is not changed: what is added goes on a copy.
 	out := req
-	if jar := h.client.Jar; jar != nil {
-		if cs := jar.Cookies(req.URL); len(cs) > 0 {
+	own := func() {
+		if out == req {
 			out = shallowCopy(req)
 			out.Header = req.Header.Clone()
 			if out.Header == nil {
 				out.Header = http.Header{}
 			}
+		}
+	}
+	if req.Header == nil {
+		own()
+	}
+	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
+		own()
+		pass, _ := u.Password()
+		out.SetBasicAuth(u.Username(), pass)
+	}
+	if jar := h.client.Jar; jar != nil {
+		if cs := jar.Cookies(req.URL); len(cs) > 0 {
+			own()
 			for _, c := range cs {
 				out.AddCookie(c)
 			}
 		}
-	}
-	if out.Header == nil {
-		out = shallowCopy(req)
-		out.Header = http.Header{}
 	}
 	resp, err := h.client.Transport.RoundTrip(out)
 	if err != nil {
@@ -196,7 +206,8 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		s.endRequest()
 		h.afterRequest()
 	}
-	if h.abortsOnClose(req) {
+	tr := h.tcp.Load().tcpTransport
+	if h.abortsOnClose(tr, req) {
 		ctx = req.Context()
 	} else if req.Context() != context.Background() {
 		c, cancel := context.WithCancelCause(req.Context())
@@ -223,7 +234,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	// changed): one copy of the headers, not two.
 	decode := req.Header.Get("Accept-Encoding") == "" && h.defaults.Get("Accept-Encoding") != "" && req.Method != http.MethodHead
 
-	resp, err := h.send(ctx, out)
+	resp, err := h.send(ctx, out, tr)
 	if err != nil {
 		done()
 		return nil, closedErr(ctx, err)
@@ -240,11 +251,13 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// abortsOnClose reports whether req goes to a client that ends it itself
-// when the session closes: the fingerprinted session's own HTTP/1.1 one.
-func (h *httpState) abortsOnClose(req *http.Request) bool {
-	ft, ok := h.tcp.Load().tcpTransport.(*fpTransport)
-	return ok && ft.ownHTTP1(req)
+// abortsOnClose reports whether req goes over tr to a client that ends it
+// itself when the session closes: the fingerprinted session's own HTTP/1.1
+// one. Not with retries, whose later attempts may find another transport
+// (SetProxy) that does not.
+func (h *httpState) abortsOnClose(tr tcpTransport, req *http.Request) bool {
+	ft, ok := tr.(*fpTransport)
+	return ok && !h.retry.enabled && ft.ownHTTP1(req)
 }
 
 // closedErr makes an error caused by the session closing match
@@ -256,10 +269,14 @@ func closedErr(ctx context.Context, err error) error {
 	return err
 }
 
-// send makes the request, retrying as the config says.
-func (h *httpState) send(ctx context.Context, req *http.Request) (*http.Response, error) {
+// send makes the request, retrying as the config says: the first attempt
+// over tr, later ones over the session's transport of the moment.
+func (h *httpState) send(ctx context.Context, req *http.Request, tr tcpTransport) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		resp, err := h.sendOnce(req)
+		if attempt > 0 {
+			tr = h.tcp.Load().tcpTransport
+		}
+		resp, err := h.sendOnce(req, tr)
 		wait, retry := h.retry.next(attempt, req, resp, err)
 		if !retry || ctx.Err() != nil {
 			return resp, err
@@ -292,9 +309,9 @@ func (h *httpState) send(ctx context.Context, req *http.Request) (*http.Response
 
 // sendOnce makes one attempt over HTTP/3 or TCP. An HTTP/3 attempt that an
 // Alt-Svc advertisement led to falls back to TCP if it fails.
-func (h *httpState) sendOnce(req *http.Request) (*http.Response, error) {
+func (h *httpState) sendOnce(req *http.Request, tr tcpTransport) (*http.Response, error) {
 	if !h.useHTTP3(req.URL) {
-		return h.tcp.Load().RoundTrip(req)
+		return tr.RoundTrip(req)
 	}
 	resp, err := h.http3().RoundTrip(req)
 	if err == nil || req.Context().Err() != nil || h.s.config.ForceHTTP3 {
@@ -312,7 +329,7 @@ func (h *httpState) sendOnce(req *http.Request) (*http.Response, error) {
 		}
 		req = r
 	}
-	return h.tcp.Load().RoundTrip(req)
+	return tr.RoundTrip(req)
 }
 
 // decodeBody replaces a coded body by its decoding, as net/http does for

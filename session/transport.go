@@ -392,13 +392,17 @@ func (h *httpState) afterRequest() {
 	}
 	h.mu.Lock()
 	retired := h.retired
-	if h.s.inFlight.Load() == 0 {
+	drop := h.s.inFlight.Load() == 0
+	if drop {
 		h.retired = nil
 		h.nRetired.Store(0)
 	}
 	h.mu.Unlock()
 	for _, t := range retired {
 		t.CloseIdleConnections()
+		if ft, ok := t.(*fpTransport); ok && drop {
+			ft.h1.detach() // no request on it: let it be collected
+		}
 	}
 }
 
