@@ -37,7 +37,11 @@ import (
 // is written alongside the read only when there is one.
 //
 // Its pool follows the session's MaxConnsPerHost, MaxIdleConnsPerHost and
-// IdleConnTimeout, as net/http's does.
+// IdleConnTimeout, as net/http's does, and it keeps net/http's rules where
+// a user would notice: requests are checked before they are written, a
+// request is sent twice only if net/http would send it twice, and the
+// session's close ends its requests (abortAll), so that they need no
+// context of their own for it.
 type h1Transport struct {
 	ft          *fpTransport
 	maxConns    int // per host; 0: no limit
