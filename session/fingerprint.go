@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,13 +60,29 @@ type fpTransport struct {
 
 	// lastTLS is the latest translated connection state (see tlsState).
 	lastTLS atomic.Pointer[tlsState]
+
+	// lower maps the canonical keys of the session's default headers to
+	// their lowercase form, for requests that go over HTTP/2.
+	lower map[string]string
+	// h2 holds the authorities (host:port) whose last answer came over
+	// HTTP/2, at most h2Remembered of them.
+	h2mu sync.Mutex
+	h2   map[string]bool
 }
+
+// h2Remembered bounds fpTransport.h2: a session that visits more hosts
+// forgets them all and learns again, one request each.
+const h2Remembered = 256
 
 func (h *httpState) newFPTransport() *fpTransport {
 	cfg := h.s.config
 	p := h.s.preset
 	ft := &fpTransport{h: h, p: p}
 	ft.order = withConnHeaders(p.Order())
+	ft.lower = make(map[string]string, len(h.defaults)+2)
+	for k := range h.defaults {
+		ft.lower[k] = strings.ToLower(k)
+	}
 	ft.http2Only = make(map[string]bool, len(p.OmitOnHTTP1))
 	for _, n := range p.OmitOnHTTP1 {
 		ft.http2Only[http.CanonicalHeaderKey(n)] = true
@@ -236,7 +253,8 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	freq.Proto = req.Proto
 	freq.ProtoMajor = req.ProtoMajor
 	freq.ProtoMinor = req.ProtoMinor
-	freq.Header = ft.header(req.Header, ft.http1Only(req.URL))
+	h2 := ft.h2Known(req.URL)
+	freq.Header = ft.header(req.Header, ft.http1Only(req.URL), h2)
 	freq.Body = req.Body
 	freq.GetBody = req.GetBody
 	freq.ContentLength = req.ContentLength
@@ -255,6 +273,9 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if req.URL.Scheme == "https" && (fresp.ProtoMajor == 2) != h2 {
+		ft.noteH2(req.URL, fresp.ProtoMajor == 2)
 	}
 	resp := &http.Response{
 		Status:           fresp.Status,
@@ -304,28 +325,37 @@ func (ft *fpTransport) http1Only(u *url.URL) bool {
 }
 
 // header builds the request's fhttp header: each name spelled as the
-// browser spells it (HTTP/2 lowercases them all anyway) and an order, the
-// request's own (HeaderOrderKey) or the preset's. A keep-alive
-// Connection header is added as browsers send it over HTTP/1.1; HTTP/2
-// drops it.
-func (ft *fpTransport) header(h http.Header, http1 bool) fhttp.Header {
+// browser spells it and an order, the request's own (HeaderOrderKey) or
+// the preset's. A keep-alive Connection header is added as browsers send
+// it over HTTP/1.1; HTTP/2 drops it.
+//
+// For an authority known to answer over HTTP/2 (h2) every name is in lower
+// case, as HTTP/2 sends it anyway: fhttp's HTTP/2 writer sorts the header
+// with a comparison that lowercases both names each time, and a name
+// already in lower case costs it no allocation (about half of a request's
+// allocations otherwise).
+func (ft *fpTransport) header(h http.Header, http1, h2 bool) fhttp.Header {
 	defaults := ft.h.defaults
 	out := make(fhttp.Header, len(h)+len(defaults)+2)
+	name := ft.wireName
+	if h2 {
+		name = ft.lowerName
+	}
 	for k, vv := range h {
 		if k = http.CanonicalHeaderKey(k); k != HeaderOrderKey {
-			out[ft.wireName(k)] = vv
+			out[name(k)] = vv
 		}
 	}
 	// Config and preset headers (canonical keys), under the request's own,
 	// less those the browser sends over HTTP/2 only when this request
 	// surely goes over HTTP/1.1.
 	for k, vv := range defaults {
-		w := ft.wireName(k)
+		w := name(k)
 		if _, ok := out[w]; !ok && !(http1 && ft.http2Only[k]) {
 			out[w] = vv
 		}
 	}
-	if _, ok := out["Connection"]; !ok && !ft.h.s.config.DisableKeepAlives {
+	if _, ok := out[name("Connection")]; !ok && !h2 && !ft.h.s.config.DisableKeepAlives {
 		out["Connection"] = []string{"keep-alive"}
 	}
 	order := ft.order
@@ -356,6 +386,45 @@ func (ft *fpTransport) wireName(k string) string {
 		return w
 	}
 	return k
+}
+
+// lowerName is the lowercase form of canonical key k.
+func (ft *fpTransport) lowerName(k string) string {
+	if l, ok := ft.lower[k]; ok {
+		return l
+	}
+	return strings.ToLower(k)
+}
+
+// h2Known reports whether u's authority answered over HTTP/2 last time.
+func (ft *fpTransport) h2Known(u *url.URL) bool {
+	switch cfg := ft.h.s.config; {
+	case cfg.ForceHTTP1:
+		return false
+	case cfg.ForceHTTP2:
+		return true // by ALPN, or by prior knowledge on http://
+	}
+	if u.Scheme != "https" {
+		return false
+	}
+	ft.h2mu.Lock()
+	ok := ft.h2[u.Host]
+	ft.h2mu.Unlock()
+	return ok
+}
+
+// noteH2 records whether u's authority answered over HTTP/2.
+func (ft *fpTransport) noteH2(u *url.URL, h2 bool) {
+	ft.h2mu.Lock()
+	defer ft.h2mu.Unlock()
+	if !h2 {
+		delete(ft.h2, u.Host)
+		return
+	}
+	if ft.h2 == nil || len(ft.h2) >= h2Remembered {
+		ft.h2 = make(map[string]bool)
+	}
+	ft.h2[u.Host] = true
 }
 
 // withConnHeaders puts host and connection first in an order that does not

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -105,32 +106,53 @@ func TestPresetsMatchCaptures(t *testing.T) {
 
 // TestPresetHeaderValuesMatchCaptures: the copied presets send the values
 // the browser sent, but for the User-Agent, which is the headful
-// browser's (headless Chromium says HeadlessChrome).
+// browser's (headless Chromium says HeadlessChrome). Both the first
+// request to a server and the next (which, the server known to speak
+// HTTP/2, builds the header in lower case) send the same.
 func TestPresetHeaderValuesMatchCaptures(t *testing.T) {
 	srv, base := fpServer(t)
 	m, _ := newTestManager(t)
 	for name, captureName := range map[string]string{"chrome-156-linux": "chromium-156-linux", "firefox-153-esr-linux": "firefox-153-esr-linux"} {
-		t.Run(name, func(t *testing.T) {
-			want := loadCapture(t, captureName).Connections[0].HTTP2.Headers
-			cfg := base
-			cfg.Preset = name
-			got := fetchResult(t, newSessionFor(t, m, &cfg), srv.URL()).HTTP2.Headers
-			if len(got) != len(want) {
-				t.Fatalf("%d header fields, want %d:\n%v\n%v", len(got), len(want), got, want)
-			}
-			for i := range want {
-				w, g := want[i], got[i]
-				switch {
-				case w.Name == ":authority":
-					continue // the port differs
-				case w.Name == "user-agent":
-					w.Value = strings.Replace(w.Value, "HeadlessChrome/", "Chrome/", 1)
-				}
-				if w != g {
-					t.Errorf("field %d: got %s: %q, want %s: %q", i, g.Name, g.Value, w.Name, w.Value)
-				}
-			}
-		})
+		cfg := base
+		cfg.Preset = name
+		s := newSessionFor(t, m, &cfg)
+		for _, nth := range []string{"first", "second"} {
+			t.Run(name+"/"+nth, func(t *testing.T) {
+				checkHeaderValues(t, loadCapture(t, captureName).Connections[0].HTTP2.Headers, fetchResult(t, s, srv.URL()).HTTP2.Headers)
+			})
+		}
+		h, _ := s.http()
+		if ft := h.tcp.Load().tcpTransport.(*fpTransport); !ft.h2Known(mustURL(t, srv.URL())) {
+			t.Errorf("%s: the server's HTTP/2 was not remembered", name)
+		}
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func checkHeaderValues(t *testing.T, want, got []fingerprint.Header) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d header fields, want %d:\n%v\n%v", len(got), len(want), got, want)
+	}
+	for i := range want {
+		w, g := want[i], got[i]
+		switch {
+		case w.Name == ":authority":
+			continue // the port differs
+		case w.Name == "user-agent":
+			w.Value = strings.Replace(w.Value, "HeadlessChrome/", "Chrome/", 1)
+		}
+		if w != g {
+			t.Errorf("field %d: got %s: %q, want %s: %q", i, g.Name, g.Value, w.Name, w.Value)
+		}
 	}
 }
 
