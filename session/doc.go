@@ -9,6 +9,12 @@
 // its last use, the requests it has in flight (never evicted under one), and
 // its closing.
 //
+// A Session's requests go out with its preset's identity: with a browser
+// preset, TLS through uTLS with the browser's ClientHello and HTTP/2
+// through fhttp (fingerprint.go), and plain http:// through the package's
+// own HTTP/1.1 client (h1.go), which writes the browser's header order
+// without fhttp's costs; with preset "go", through net/http.
+//
 // Most programs import the top-level package roster, which re-exports what
 // they need from here.
 package session
