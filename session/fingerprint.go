@@ -26,8 +26,8 @@ import (
 //
 //	req.Header[session.HeaderOrderKey] = []string{"user-agent", "accept", "x-mine"}
 //
-// Headers it does not name follow, sorted. It is never sent, and a session
-// on Go's own stack (preset "go") ignores it.
+// Headers it does not name follow, sorted by their lowercase names. It is
+// never sent, and a session on Go's own stack (preset "go") ignores it.
 const HeaderOrderKey = fhttp.HeaderOrderKey
 
 // tcpTransport is what carries a session's HTTP/1.1 and HTTP/2 requests:
@@ -52,8 +52,9 @@ type fpTransport struct {
 	// built (SetProxy builds a new one): http:// goes through h1. Fixed,
 	// so that a request decides once which client carries it.
 	h1Direct bool
-	order    []string     // host, connection, then the preset's order
-	tlsCfg   *utls.Config // shared by every connection; the spec is per connection
+	order    []string        // host, connection, then the preset's order
+	placed   map[string]bool // the names in order
+	tlsCfg   *utls.Config    // shared by every connection; the spec is per connection
 	// http2Only holds the canonical keys of the preset's OmitOnHTTP1.
 	http2Only map[string]bool
 	alpn      []string // replaces the preset's ALPN when a protocol is forced
@@ -64,8 +65,8 @@ type fpTransport struct {
 	// lower maps the canonical keys of the session's default headers to
 	// their lowercase form, for requests that go over HTTP/2.
 	lower map[string]string
-	// h2 holds the authorities (host:port) whose last answer came over
-	// HTTP/2, at most h2Remembered of them.
+	// h2 maps authorities (host:port) to whether their last answer came
+	// over HTTP/2, for at most h2Remembered of them.
 	h2mu sync.Mutex
 	h2   map[string]bool
 }
@@ -79,6 +80,10 @@ func (h *httpState) newFPTransport() *fpTransport {
 	p := h.s.preset
 	ft := &fpTransport{h: h, p: p}
 	ft.order = withConnHeaders(p.Order())
+	ft.placed = make(map[string]bool, len(ft.order))
+	for _, n := range ft.order {
+		ft.placed[n] = true
+	}
 	ft.lower = make(map[string]string, len(h.defaults)+2)
 	for k := range h.defaults {
 		ft.lower[k] = strings.ToLower(k)
@@ -253,8 +258,8 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	freq.Proto = req.Proto
 	freq.ProtoMajor = req.ProtoMajor
 	freq.ProtoMinor = req.ProtoMinor
-	h2 := ft.h2Known(req.URL)
-	freq.Header = ft.header(req.Header, ft.http1Only(req.URL), h2)
+	h2, h1 := ft.protocolOf(req.URL)
+	freq.Header = ft.header(req.Header, h1 || ft.http1Only(req.URL), h2)
 	freq.Body = req.Body
 	freq.GetBody = req.GetBody
 	freq.ContentLength = req.ContentLength
@@ -274,8 +279,8 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.URL.Scheme == "https" && (fresp.ProtoMajor == 2) != h2 {
-		ft.noteH2(req.URL, fresp.ProtoMajor == 2)
+	if req.URL.Scheme == "https" && (fresp.ProtoMajor == 2 && !h2 || fresp.ProtoMajor == 1 && !h1) {
+		ft.noteProtocol(req.URL, fresp.ProtoMajor == 2)
 	}
 	resp := &http.Response{
 		Status:           fresp.Status,
@@ -342,7 +347,10 @@ func (ft *fpTransport) header(h http.Header, http1, h2 bool) fhttp.Header {
 		name = ft.lowerName
 	}
 	for k, vv := range h {
-		if k = http.CanonicalHeaderKey(k); k != HeaderOrderKey {
+		switch k = http.CanonicalHeaderKey(k); k {
+		case HeaderOrderKey, "Content-Length", "Transfer-Encoding":
+			// The request's fields say these; fhttp writes them.
+		default:
 			out[name(k)] = vv
 		}
 	}
@@ -355,16 +363,34 @@ func (ft *fpTransport) header(h http.Header, http1, h2 bool) fhttp.Header {
 			out[w] = vv
 		}
 	}
-	if _, ok := out[name("Connection")]; !ok && !h2 && !ft.h.s.config.DisableKeepAlives {
-		out["Connection"] = []string{"keep-alive"}
+	if _, ok := out["Connection"]; !ok && !ft.h.s.config.DisableKeepAlives {
+		out["Connection"] = []string{"keep-alive"} // HTTP/2 drops it
 	}
-	order := ft.order
+	order, placed := ft.order, ft.placed
 	if own, ok := h[HeaderOrderKey]; ok {
 		lower := make([]string, len(own))
 		for i, n := range own {
 			lower[i] = strings.ToLower(n)
 		}
 		order = withConnHeaders(lower)
+		placed = make(map[string]bool, len(order))
+		for _, n := range order {
+			placed[n] = true
+		}
+	}
+	// fhttp sorts the names the order leaves out by their spelling, so
+	// that the same request would come out in another order once its
+	// names are in lower case: they are placed here, sorted by their
+	// lower case, as the session's own HTTP/1.1 client places them.
+	var rest []string
+	for k := range out {
+		if l := strings.ToLower(k); !placed[l] {
+			rest = append(rest, l)
+		}
+	}
+	if len(rest) > 0 {
+		slices.Sort(rest)
+		order = append(slices.Clip(order), rest...)
 	}
 	out[fhttp.HeaderOrderKey] = order
 	return out
@@ -388,43 +414,56 @@ func (ft *fpTransport) wireName(k string) string {
 	return k
 }
 
-// lowerName is the lowercase form of canonical key k.
+// lowerName is the lowercase form of canonical key k, but for the keys
+// that fhttp looks up by their canonical spelling (to leave them out, or to
+// act on them), which keep it.
 func (ft *fpTransport) lowerName(k string) string {
+	if fhttpCanonical[k] {
+		return k
+	}
 	if l, ok := ft.lower[k]; ok {
 		return l
 	}
 	return strings.ToLower(k)
 }
 
-// h2Known reports whether u's authority answered over HTTP/2 last time.
-func (ft *fpTransport) h2Known(u *url.URL) bool {
-	switch cfg := ft.h.s.config; {
-	case cfg.ForceHTTP1:
-		return false
-	case cfg.ForceHTTP2:
-		return true // by ALPN, or by prior knowledge on http://
-	}
-	if u.Scheme != "https" {
-		return false
-	}
-	ft.h2mu.Lock()
-	ok := ft.h2[u.Host]
-	ft.h2mu.Unlock()
-	return ok
+// fhttpCanonical holds the keys fhttp's HTTP/1.1 and HTTP/2 writers look up
+// by their canonical spelling: Host and the framing headers, left out of
+// the header block; Connection, Upgrade and Expect, acted on.
+var fhttpCanonical = map[string]bool{
+	"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Trailer": true,
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Upgrade": true,
+	"Expect": true, "Te": true,
 }
 
-// noteH2 records whether u's authority answered over HTTP/2.
-func (ft *fpTransport) noteH2(u *url.URL, h2 bool) {
+// protocolOf reports whether u's authority answered over HTTP/2 (h2) or
+// HTTP/1.1 (h1) last time; neither if it is not known. A request to an
+// HTTP/2 server builds its header in lower case; one to an HTTP/1.1 server
+// leaves out the headers the browser sends over HTTP/2 only, as the
+// browser does once it knows.
+func (ft *fpTransport) protocolOf(u *url.URL) (h2, h1 bool) {
+	if ft.h.s.config.ForceHTTP1 {
+		return false, false
+	}
+	if u.Scheme != "https" {
+		return ft.h2c != nil, false // prior knowledge
+	}
+	// Even under ForceHTTP2 an https server that ignores ALPN answers
+	// over HTTP/1.1: only an answer tells.
+	ft.h2mu.Lock()
+	v, ok := ft.h2[u.Host]
+	ft.h2mu.Unlock()
+	return ok && v, ok && !v
+}
+
+// noteProtocol records whether u's authority answered over HTTP/2.
+func (ft *fpTransport) noteProtocol(u *url.URL, h2 bool) {
 	ft.h2mu.Lock()
 	defer ft.h2mu.Unlock()
-	if !h2 {
-		delete(ft.h2, u.Host)
-		return
-	}
 	if ft.h2 == nil || len(ft.h2) >= h2Remembered {
 		ft.h2 = make(map[string]bool)
 	}
-	ft.h2[u.Host] = true
+	ft.h2[u.Host] = h2
 }
 
 // withConnHeaders puts host and connection first in an order that does not

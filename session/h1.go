@@ -134,11 +134,12 @@ func (t *h1Transport) roundTrip(req *http.Request) (*http.Response, error) {
 			closeRequestBody(req)
 			return nil, err
 		}
-		if c.reused && !replay && !c.alive() {
-			// net/http notices a server's close of an idle connection
-			// before reuse (its read loop sits on it); this client looks,
-			// at one system call, only when a failure could not be
-			// answered by sending the request again.
+		if c.reused && !c.alive() {
+			// net/http notices what a server did to an idle connection
+			// (closed it, or answered 408 and closed) before reusing it,
+			// as its read loop sits on it; this client looks, at one
+			// system call. Closes that land after the look are what the
+			// errStale replay is for.
 			t.discard(c)
 			continue
 		}
@@ -637,7 +638,7 @@ func (t *h1Transport) writeHead(w *bufio.Writer, req *http.Request, ruri string,
 		if c := cmp.Compare(a.rank, b.rank); c != 0 {
 			return c
 		}
-		return strings.Compare(a.name, b.name)
+		return compareFold(a.name, b.name)
 	})
 
 	_, _ = w.WriteString(req.Method)
@@ -694,6 +695,26 @@ func (t *h1Transport) rankOf(own []string, k string) int {
 		}
 	}
 	return len(own)
+}
+
+// compareFold compares ASCII strings as their lower case would compare:
+// names an order leaves out are sorted so, whatever their spelling, on
+// HTTP/1.1 and on HTTP/2 alike (see fpTransport.header).
+func compareFold(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		ca, cb := lowerASCII(a[i]), lowerASCII(b[i])
+		if ca != cb {
+			return cmp.Compare(ca, cb)
+		}
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // canonicalIn reports whether h has key k under any spelling.

@@ -113,7 +113,8 @@ func TestOwnHTTP1MatchesCapture(t *testing.T) {
 }
 
 // TestOwnHTTP1RequestOrder: a request's own HeaderOrderKey wins over the
-// preset's; names it leaves out follow, sorted; the key is never sent.
+// preset's; names it leaves out follow, sorted by their lower case; the
+// key is never sent.
 func TestOwnHTTP1RequestOrder(t *testing.T) {
 	var got []string
 	ts := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
@@ -149,8 +150,8 @@ func TestOwnHTTP1RequestOrder(t *testing.T) {
 	}
 	rest := got[5:]
 	for i := 1; i < len(rest); i++ {
-		if rest[i-1] > rest[i] {
-			t.Errorf("names the order leaves out are not sorted: %q", rest)
+		if strings.ToLower(rest[i-1]) > strings.ToLower(rest[i]) {
+			t.Errorf("names the order leaves out are not sorted by their lower case: %q", rest)
 		}
 	}
 	for _, n := range got {
@@ -719,5 +720,47 @@ func TestOwnHTTP1CloseDuringRetry(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the request outlived the session's close")
+	}
+}
+
+// TestOwnHTTP1Stale408: a server that, idle, answers 408 and closes (as
+// some do at their idle timeout) leaves a connection that is not reused:
+// the next GET gets the server's 200 on a new one, not the stale 408.
+func TestOwnHTTP1Stale408(t *testing.T) {
+	idle := make(chan struct{}, 1)
+	addr := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		_, _ = io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		idle <- struct{}{}
+	})
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, &protocol.SessionConfig{Preset: "chrome-latest"})
+	get(t, s, addr)
+	<-idle
+	time.Sleep(10 * time.Millisecond) // let the 408 land
+	if resp, body := get(t, s, addr); resp.StatusCode != http.StatusOK {
+		t.Fatalf("second GET: %d %q, want the server's 200 on a new connection", resp.StatusCode, body)
+	}
+}
+
+// TestDoOnceSchemeMismatch: an https request answered in plain HTTP fails
+// with http.ErrSchemeMismatch under WithoutRedirects too, as http.Client
+// makes it.
+func TestDoOnceSchemeMismatch(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, &protocol.SessionConfig{Preset: "go"})
+	for _, ctx := range []context.Context{context.Background(), WithoutRedirects(context.Background())} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+srv.Listener.Addr().String(), nil)
+		if _, err := s.Do(req); !errors.Is(err, http.ErrSchemeMismatch) {
+			t.Errorf("%v: %v, want http.ErrSchemeMismatch", ctx, err)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -97,8 +98,12 @@ func (h *httpState) doOnce(req *http.Request) (*http.Response, error) {
 		if resp != nil && resp.Body != nil {
 			_ = resp.Body.Close()
 		}
-		ue := &url.Error{Op: urlErrorOp(req.Method), URL: urlWithoutPassword(req.URL), Err: err}
-		return nil, ue
+		// As http.Client: an https request answered in plain HTTP.
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch
+		}
+		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: urlWithoutPassword(req.URL), Err: err}
 	}
 	if jar := h.client.Jar; jar != nil {
 		if rc := resp.Cookies(); len(rc) > 0 {

@@ -122,11 +122,13 @@ func TestPresetHeaderValuesMatchCaptures(t *testing.T) {
 			})
 		}
 		h, _ := s.http()
-		if ft := h.tcp.Load().tcpTransport.(*fpTransport); !ft.h2Known(mustURL(t, srv.URL())) {
+		if ft := h.tcp.Load().tcpTransport.(*fpTransport); !must2(ft.protocolOf(mustURL(t, srv.URL()))) {
 			t.Errorf("%s: the server's HTTP/2 was not remembered", name)
 		}
 	}
 }
+
+func must2(h2, _ bool) bool { return h2 }
 
 func mustURL(t *testing.T, s string) *url.URL {
 	t.Helper()
@@ -354,5 +356,111 @@ func TestRootPoolShared(t *testing.T) {
 	}
 	if _, err := rootsWith("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"); err == nil {
 		t.Error("a bad PEM was accepted")
+	}
+}
+
+// TestH2LowercaseKeysKeepTheWire: requests to a server known to speak
+// HTTP/2 build their header with lowercase keys; what goes on the wire is
+// the same as for the first request: the order (with a request's own
+// HeaderOrderKey and with extra headers), one Content-Length, and
+// fhttp's refusal of an Upgrade over HTTP/2.
+func TestH2LowercaseKeysKeepTheWire(t *testing.T) {
+	srv, base := fpServer(t)
+	m, _ := newTestManager(t)
+	cfg := base
+	cfg.Preset = "chrome-156-linux"
+	s := newSessionFor(t, m, &cfg)
+	type result struct {
+		order []string
+		err   string
+	}
+	send := func(build func() *http.Request) result {
+		resp, err := s.Do(build())
+		if err != nil {
+			return result{err: err.Error()}
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var r fingerprint.Result
+		if err := json.Unmarshal(b, &r); err != nil || r.HTTP2 == nil {
+			t.Fatalf("%v: %.300s", err, b)
+		}
+		return result{order: r.HTTP2.HeaderOrder}
+	}
+	for _, tc := range []struct {
+		name  string
+		build func() *http.Request
+	}{
+		{"own order", func() *http.Request {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL(), nil)
+			req.Header[HeaderOrderKey] = []string{"user-agent", "accept"}
+			return req
+		}},
+		{"a POST with extra headers and Content-Length in the header", func() *http.Request {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL(), strings.NewReader("a=1"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", "https://localhost")
+			req.Header.Set("X-Zeta", "1")
+			req.Header.Set("Content-Length", "3") // as rosterd forwards it
+			return req
+		}},
+		{"an upgrade", func() *http.Request {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL(), nil)
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "websocket")
+			return req
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := mustURL(t, srv.URL())
+			h, _ := s.http()
+			ft := h.tcp.Load().tcpTransport.(*fpTransport)
+			ft.h2mu.Lock()
+			delete(ft.h2, u.Host) // not known: the browser's spelling
+			ft.h2mu.Unlock()
+			first := send(tc.build)
+			ft.noteProtocol(u, true)
+			second := send(tc.build)
+			if !slices.Equal(first.order, second.order) || first.err != second.err {
+				t.Fatalf("first request:  %q %s\nknown HTTP/2: %q %s", first.order, first.err, second.order, second.err)
+			}
+			if n := strings.Count(strings.Join(first.order, " "), "content-length"); n > 1 {
+				t.Fatalf("content-length %d times: %q", n, first.order)
+			}
+		})
+	}
+}
+
+// TestForceHTTP2ToAnHTTP1Server: under ForceHTTP2 an https server that
+// ignores ALPN answers over HTTP/1.1, and the header keeps the browser's
+// spelling there, request after request. The first request, to a server
+// not known yet, also carries Chrome's HTTP/2-only priority; the next,
+// the server known to speak HTTP/1.1, leaves it out as Chrome does.
+func TestForceHTTP2ToAnHTTP1Server(t *testing.T) {
+	srv, base := fpServer(t, fingerprint.WithALPN())
+	m, _ := newTestManager(t)
+	cfg := base
+	cfg.Preset = "chrome-156-linux"
+	cfg.ForceHTTP2 = true
+	s := newSessionFor(t, m, &cfg)
+	want := loadCapture(t, "chromium-156-linux").HTTP1Connections[0].HTTP1.HeaderOrder
+	for i := range 2 {
+		r := fetchResult(t, s, srv.URL())
+		if r.HTTP1 == nil {
+			t.Fatalf("request %d over %s, want HTTP/1.1", i, r.Protocol)
+		}
+		var got []string
+		for _, n := range r.HTTP1.HeaderOrder {
+			if n == "accept-encoding" {
+				n = "Accept-Encoding" // fhttp's path (see fpTransport.wireName)
+			}
+			if n == "Priority" && i == 0 {
+				continue
+			}
+			got = append(got, n)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("request %d: %q\nwant %q", i, got, want)
+		}
 	}
 }
