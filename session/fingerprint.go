@@ -80,9 +80,12 @@ func (h *httpState) newFPTransport() *fpTransport {
 	p := h.s.preset
 	ft := &fpTransport{h: h, p: p}
 	ft.order = withConnHeaders(p.Order())
-	ft.placed = make(map[string]bool, len(ft.order))
+	ft.placed = make(map[string]bool, 3*len(ft.order))
 	for _, n := range ft.order {
+		k := http.CanonicalHeaderKey(n)
 		ft.placed[n] = true
+		ft.placed[k] = true
+		ft.placed[ft.wireName(k)] = true
 	}
 	ft.lower = make(map[string]string, len(h.defaults)+2)
 	for k := range h.defaults {
@@ -363,8 +366,10 @@ func (ft *fpTransport) header(h http.Header, http1, h2 bool) fhttp.Header {
 			out[w] = vv
 		}
 	}
-	if _, ok := out["Connection"]; !ok && !ft.h.s.config.DisableKeepAlives {
-		out["Connection"] = []string{"keep-alive"} // HTTP/2 drops it
+	// HTTP/2 drops Connection, and fhttp's sort would pay for its
+	// capital on every comparison.
+	if _, ok := out["Connection"]; !ok && !h2 && !ft.h.s.config.DisableKeepAlives {
+		out["Connection"] = []string{"keep-alive"}
 	}
 	order, placed := ft.order, ft.placed
 	if own, ok := h[HeaderOrderKey]; ok {
@@ -382,8 +387,13 @@ func (ft *fpTransport) header(h http.Header, http1, h2 bool) fhttp.Header {
 	// that the same request would come out in another order once its
 	// names are in lower case: they are placed here, sorted by their
 	// lower case, as the session's own HTTP/1.1 client places them.
+	// (ft.placed holds each name of the preset's order in every spelling
+	// used here, so that the common case lowercases nothing.)
 	var rest []string
 	for k := range out {
+		if placed[k] {
+			continue
+		}
 		if l := strings.ToLower(k); !placed[l] {
 			rest = append(rest, l)
 		}
