@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,14 +79,13 @@ func newH1Transport(ft *fpTransport, maxConns, maxIdle int, idleTimeout time.Dur
 	// rather than a context and a registration per request.
 	t.unwatch = context.AfterFunc(ft.h.closed, t.abortAll)
 	for i, n := range ft.order {
-		if k := http.CanonicalHeaderKey(n); !hasKey(t.rank, k) {
+		k := http.CanonicalHeaderKey(n)
+		if _, ok := t.rank[k]; !ok {
 			t.rank[k] = i
 		}
 	}
 	return t
 }
-
-func hasKey(m map[string]int, k string) bool { _, ok := m[k]; return ok }
 
 // h1Host is the pool of one host:port.
 type h1Host struct {
@@ -107,6 +107,11 @@ type h1Conn struct {
 	bw     *bufio.Writer
 	idleAt time.Time
 	reused bool // it has carried a request before this one
+
+	// For alive, made on the first look: the socket, the peek, its answer.
+	raw   syscall.RawConn
+	peek  func(fd uintptr) bool
+	quiet bool
 }
 
 // errStale marks a failure on a reused connection before any byte of the
@@ -649,7 +654,7 @@ func (t *h1Transport) writeHead(w *bufio.Writer, req *http.Request, ruri string,
 		for _, v := range f.vv {
 			_, _ = w.WriteString(f.name)
 			_, _ = w.WriteString(": ")
-			_, _ = w.WriteString(textprotoTrim(v))
+			_, _ = w.WriteString(textproto.TrimString(v))
 			_, err := w.WriteString("\r\n")
 			if err != nil {
 				return err
@@ -728,12 +733,6 @@ func canonicalIn(h http.Header, k string) bool {
 		}
 	}
 	return false
-}
-
-// textprotoTrim trims the spaces and tabs around a header value, as
-// net/http does when it writes one.
-func textprotoTrim(v string) string {
-	return strings.TrimFunc(v, func(r rune) bool { return r == ' ' || r == '\t' })
 }
 
 func validMethod(m string) bool {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,7 +146,7 @@ func TestOwnHTTP1RequestOrder(t *testing.T) {
 	if len(got) < 6 {
 		t.Fatalf("header %q", got)
 	}
-	if want := []string{"Host", "Connection", "X-Mine", "User-Agent", "Accept"}; !equalStrings(got[:5], want) {
+	if want := []string{"Host", "Connection", "X-Mine", "User-Agent", "Accept"}; !slices.Equal(got[:5], want) {
 		t.Errorf("first names %q, want %q", got[:5], want)
 	}
 	rest := got[5:]
@@ -159,18 +160,6 @@ func TestOwnHTTP1RequestOrder(t *testing.T) {
 			t.Errorf("%s was sent", n)
 		}
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestOwnHTTP1StaleRetry: the server closes each kept-alive connection
