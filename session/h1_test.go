@@ -715,8 +715,11 @@ func TestOwnHTTP1CloseDuringRetry(t *testing.T) {
 // TestOwnHTTP1Stale408: a server that, idle, answers 408 and closes (as
 // some do at their idle timeout) leaves a connection that is not reused:
 // the next GET gets the server's 200 on a new one, not the stale 408.
+//
+// The 408 is sent once the first answer has been read, so that it waits in
+// the socket (where alive's peek finds it), not in the connection's buffer.
 func TestOwnHTTP1Stale408(t *testing.T) {
-	idle := make(chan struct{}, 1)
+	read, idle := make(chan struct{}), make(chan struct{}, 1)
 	addr := rawServer(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		req, err := http.ReadRequest(br)
@@ -725,12 +728,14 @@ func TestOwnHTTP1Stale408(t *testing.T) {
 		}
 		_, _ = io.Copy(io.Discard, req.Body)
 		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		<-read
 		_, _ = io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 		idle <- struct{}{}
 	})
 	m, _ := newTestManager(t)
 	s := newSessionFor(t, m, &protocol.SessionConfig{Preset: "chrome-latest"})
 	get(t, s, addr)
+	close(read)
 	<-idle
 	time.Sleep(10 * time.Millisecond) // let the 408 land
 	if resp, body := get(t, s, addr); resp.StatusCode != http.StatusOK {
