@@ -531,8 +531,8 @@ func (t *h1Transport) check(req *http.Request) (string, error) {
 		return "", err
 	}
 	ruri := req.URL.RequestURI()
-	if strings.IndexFunc(ruri, isCTL) >= 0 {
-		return "", fmt.Errorf("%w: control character in the URL %q", errBadHeader, ruri)
+	if strings.IndexFunc(ruri, isCTLOrSpace) >= 0 {
+		return "", fmt.Errorf("%w: space or control character in the request target %q", errBadHeader, ruri)
 	}
 	for _, h := range []http.Header{req.Header, req.Trailer} {
 		for k, vv := range h {
@@ -569,7 +569,11 @@ func hostHeader(req *http.Request) (string, error) {
 	return h, nil
 }
 
-func isCTL(r rune) bool { return r < ' ' || r == 0x7f }
+// isCTLOrSpace reports a rune the request-target may not hold. url.Parse
+// keeps a space in the query as it is; written out, it would end the
+// request-target early. net/http writes it anyway and the server answers
+// 400; a browser would have escaped it, so refusing says what is wrong.
+func isCTLOrSpace(r rune) bool { return r <= ' ' || r == 0x7f }
 
 // h1Field is one header field to write.
 type h1Field struct {

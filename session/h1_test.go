@@ -489,8 +489,8 @@ func TestOwnHTTP1CancelMidBody(t *testing.T) {
 }
 
 // TestOwnHTTP1RefusesBeforeSending: requests net/http refuses are refused
-// before they take a connection (a control character in the URL would
-// end the request line early and smuggle headers in), and a request whose
+// before they take a connection (a control character or a space in the
+// URL would end the request line early and smuggle headers in), and a request whose
 // context already ended is not sent. The connection stays usable.
 func TestOwnHTTP1RefusesBeforeSending(t *testing.T) {
 	var seen atomic.Int64
@@ -515,6 +515,10 @@ func TestOwnHTTP1RefusesBeforeSending(t *testing.T) {
 		{"control characters in the query", func() *http.Request {
 			u, _ := url.Parse(ts.URL + "/x")
 			u.RawQuery = "a=1 HTTP/1.1\r\nX-Injected: yes\r\nX-Pad: x"
+			return &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}}
+		}, errBadHeader},
+		{"a space in the query", func() *http.Request {
+			u, _ := url.Parse(ts.URL + "/x?q=a b")
 			return &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}}
 		}, errBadHeader},
 		{"a line break in a value", func() *http.Request {
