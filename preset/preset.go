@@ -37,6 +37,15 @@
 // alias. Register adds a preset of your own, and Parse reads one in the
 // embedded JSON form.
 //
+// # Plain http://
+//
+// Browsers send less to an origin that is not potentially trustworthy
+// (plain http:// to anything but the loopback): Chrome no client hints and
+// no Sec-Fetch-*, Firefox no Sec-Fetch-*, and both offer only gzip and
+// deflate. OmitOnInsecure and InsecureAcceptEncoding say so per preset
+// (per engine, in presets/wire/); make fingerprints captures both browsers
+// on such an origin and on http://localhost.
+//
 // # Accept-Encoding
 //
 // A request that carries its own Accept-Encoding (every browser preset has
@@ -104,6 +113,20 @@ type Preset struct {
 	// transport leaves them out of requests it knows go over HTTP/1.1:
 	// plain http:// without forceHTTP2, or any with forceHTTP1.
 	OmitOnHTTP1 []string
+
+	// OmitOnInsecure lists headers, lowercase, that the browser leaves
+	// out of requests to an origin that is not potentially trustworthy:
+	// plain http:// (or ws://) to a host other than the loopback
+	// (localhost, *.localhost, 127.0.0.0/8, ::1). Chrome leaves out its
+	// client hints (sec-ch-ua*) and Sec-Fetch-*, Firefox Sec-Fetch-*.
+	// A fingerprinted session leaves them out of such requests unless the
+	// session's config set them.
+	OmitOnInsecure []string
+	// InsecureAcceptEncoding is the Accept-Encoding the browser sends to
+	// such an origin: "gzip, deflate" for Chrome and Firefox, which offer
+	// br and zstd over secure connections only. Empty keeps the value in
+	// Headers everywhere.
+	InsecureAcceptEncoding string
 
 	// TLS is the browser's ClientHello; nil keeps Go's crypto/tls.
 	TLS *TLS
@@ -289,6 +312,7 @@ func Register(p Preset) error {
 	q.Headers = slices.Clone(p.Headers)
 	q.HeaderOrder = slices.Clone(p.HeaderOrder)
 	q.OmitOnHTTP1 = slices.Clone(p.OmitOnHTTP1)
+	q.OmitOnInsecure = slices.Clone(p.OmitOnInsecure)
 	if p.TLS != nil {
 		t := *p.TLS
 		t.ClientHello = slices.Clone(t.ClientHello)
@@ -363,7 +387,7 @@ func (p *Preset) validate() error {
 		seen[k] = true
 	}
 	for i, n := range p.HeaderOrder {
-		if n == "" || n != strings.ToLower(n) || strings.IndexFunc(n, func(r rune) bool { return r > '~' || !isTokenByte(byte(r)) }) >= 0 {
+		if !isLowerToken(n) {
 			return fmt.Errorf("%w %q: headerOrder[%d] %q is not a lowercase HTTP token", ErrInvalidPreset, p.Name, i, n)
 		}
 		if slices.Contains(p.HeaderOrder[:i], n) {
@@ -377,10 +401,19 @@ func (p *Preset) validate() error {
 			}
 		}
 	}
-	for i, n := range p.OmitOnHTTP1 {
-		if n == "" || n != strings.ToLower(n) || strings.IndexFunc(n, func(r rune) bool { return r > '~' || !isTokenByte(byte(r)) }) >= 0 {
-			return fmt.Errorf("%w %q: omitOnHTTP1[%d] %q is not a lowercase HTTP token", ErrInvalidPreset, p.Name, i, n)
+	for _, list := range []struct {
+		field string
+		names []string
+	}{{"omitOnHTTP1", p.OmitOnHTTP1}, {"omitOnInsecure", p.OmitOnInsecure}} {
+		for i, n := range list.names {
+			if !isLowerToken(n) {
+				return fmt.Errorf("%w %q: %s[%d] %q is not a lowercase HTTP token", ErrInvalidPreset, p.Name, list.field, i, n)
+			}
 		}
+	}
+	if j := strings.IndexAny(p.InsecureAcceptEncoding, "\r\n\x00"); j >= 0 {
+		return fmt.Errorf("%w %q: insecureAcceptEncoding has byte %#02x at offset %d; CR, LF and NUL are not allowed",
+			ErrInvalidPreset, p.Name, p.InsecureAcceptEncoding[j], j)
 	}
 	if (p.TLS == nil) != (p.HTTP2 == nil) {
 		return fmt.Errorf("%w %q: tls and http2 go together: give both or neither", ErrInvalidPreset, p.Name)
@@ -411,6 +444,13 @@ func validateName(what, name string) error {
 	return nil
 }
 
+// isLowerToken reports whether n is a non-empty HTTP token without upper
+// case letters, as the header lists of a preset hold names.
+func isLowerToken(n string) bool {
+	return n != "" && n == strings.ToLower(n) &&
+		strings.IndexFunc(n, func(r rune) bool { return r > '~' || !isTokenByte(byte(r)) }) < 0
+}
+
 // isTokenByte reports whether c may appear in an HTTP token (RFC 9110
 // section 5.6.2).
 func isTokenByte(c byte) bool {
@@ -434,10 +474,12 @@ type presetFile struct {
 	Aliases  []string   `json:"aliases"`
 	Headers  [][]string `json:"headers"` // each a [name, value] pair
 
-	HeaderOrder []string   `json:"headerOrder"`
-	OmitOnHTTP1 []string   `json:"omitOnHTTP1"`
-	TLS         *tlsFile   `json:"tls"`
-	HTTP2       *http2File `json:"http2"`
+	HeaderOrder            []string   `json:"headerOrder"`
+	OmitOnHTTP1            []string   `json:"omitOnHTTP1"`
+	OmitOnInsecure         []string   `json:"omitOnInsecure"`
+	InsecureAcceptEncoding string     `json:"insecureAcceptEncoding"`
+	TLS                    *tlsFile   `json:"tls"`
+	HTTP2                  *http2File `json:"http2"`
 	// Wire names a shared file under presets/wire/ that holds the tls,
 	// http2 and headerOrder sections, so that every preset of one browser
 	// engine carries the same identity from one place.
@@ -446,10 +488,12 @@ type presetFile struct {
 
 // wireFile is the JSON form of a shared identity under presets/wire/.
 type wireFile struct {
-	HeaderOrder []string   `json:"headerOrder"`
-	OmitOnHTTP1 []string   `json:"omitOnHTTP1"`
-	TLS         *tlsFile   `json:"tls"`
-	HTTP2       *http2File `json:"http2"`
+	HeaderOrder            []string   `json:"headerOrder"`
+	OmitOnHTTP1            []string   `json:"omitOnHTTP1"`
+	OmitOnInsecure         []string   `json:"omitOnInsecure"`
+	InsecureAcceptEncoding string     `json:"insecureAcceptEncoding"`
+	TLS                    *tlsFile   `json:"tls"`
+	HTTP2                  *http2File `json:"http2"`
 }
 
 // Parse decodes a preset in the JSON form of the embedded presets (name,
@@ -493,6 +537,9 @@ func parseFile(file string, data []byte) (*Preset, []string, error) {
 		Headers:     make([]Header, len(f.Headers)),
 		HeaderOrder: f.HeaderOrder,
 		OmitOnHTTP1: f.OmitOnHTTP1,
+
+		OmitOnInsecure:         f.OmitOnInsecure,
+		InsecureAcceptEncoding: f.InsecureAcceptEncoding,
 	}
 	for i, pair := range f.Headers {
 		if len(pair) != 2 {
@@ -502,14 +549,16 @@ func parseFile(file string, data []byte) (*Preset, []string, error) {
 	}
 	tf, hf := f.TLS, f.HTTP2
 	if f.Wire != "" {
-		if tf != nil || hf != nil || len(f.HeaderOrder) > 0 || len(f.OmitOnHTTP1) > 0 {
-			return nil, nil, where(fmt.Errorf("wire %q: give either wire or tls, http2, headerOrder and omitOnHTTP1", f.Wire))
+		if tf != nil || hf != nil || len(f.HeaderOrder) > 0 || len(f.OmitOnHTTP1) > 0 ||
+			len(f.OmitOnInsecure) > 0 || f.InsecureAcceptEncoding != "" {
+			return nil, nil, where(fmt.Errorf("wire %q: give either wire or tls, http2, headerOrder, omitOnHTTP1, omitOnInsecure and insecureAcceptEncoding", f.Wire))
 		}
 		w, err := loadWire(f.Wire)
 		if err != nil {
 			return nil, nil, where(err)
 		}
 		tf, hf, p.HeaderOrder, p.OmitOnHTTP1 = w.TLS, w.HTTP2, w.HeaderOrder, w.OmitOnHTTP1
+		p.OmitOnInsecure, p.InsecureAcceptEncoding = w.OmitOnInsecure, w.InsecureAcceptEncoding
 	}
 	var err error
 	if tf != nil {

@@ -54,6 +54,8 @@ func TestWireValidation(t *testing.T) {
 		{"order twice", Preset{Name: "x", Headers: ok, HeaderOrder: []string{"user-agent", "user-agent"}}, `headerOrder[1] "user-agent" appears twice`},
 		{"order lacks a header", Preset{Name: "x", Headers: ok, HeaderOrder: []string{"accept"}}, `header "User-Agent" is missing from headerOrder`},
 		{"omit not lowercase", Preset{Name: "x", Headers: ok, OmitOnHTTP1: []string{"TE"}}, `omitOnHTTP1[0] "TE"`},
+		{"insecure omit not a token", Preset{Name: "x", Headers: ok, OmitOnInsecure: []string{"sec-fetch-site", "sec fetch"}}, `omitOnInsecure[1] "sec fetch"`},
+		{"insecure encoding with a line break", Preset{Name: "x", Headers: ok, InsecureAcceptEncoding: "gzip\r\nX: 1"}, "insecureAcceptEncoding has byte 0x0d at offset 4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Register(tc.p)

@@ -262,7 +262,7 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	freq.ProtoMajor = req.ProtoMajor
 	freq.ProtoMinor = req.ProtoMinor
 	h2, h1 := ft.protocolOf(req.URL)
-	freq.Header = ft.header(req.Header, h1 || ft.http1Only(req.URL), h2)
+	freq.Header = ft.header(req.Header, ft.h.defaultsFor(req.URL), h1 || ft.http1Only(req.URL), h2)
 	freq.Body = req.Body
 	freq.GetBody = req.GetBody
 	freq.ContentLength = req.ContentLength
@@ -332,9 +332,9 @@ func (ft *fpTransport) http1Only(u *url.URL) bool {
 	return cfg.ForceHTTP1 || u.Scheme == "http" && !cfg.ForceHTTP2
 }
 
-// header builds the request's fhttp header: each name spelled as the
-// browser spells it and an order, the request's own (HeaderOrderKey) or
-// the preset's. A keep-alive Connection header is added as browsers send
+// header builds the request's fhttp header, h over the session's defaults
+// for the request's origin: each name spelled as the browser spells it and
+// an order, the request's own (HeaderOrderKey) or the preset's. A keep-alive Connection header is added as browsers send
 // it over HTTP/1.1; HTTP/2 drops it.
 //
 // For an authority known to answer over HTTP/2 (h2) every name is in lower
@@ -342,8 +342,7 @@ func (ft *fpTransport) http1Only(u *url.URL) bool {
 // with a comparison that lowercases both names each time, and a name
 // already in lower case costs it no allocation (about half of a request's
 // allocations otherwise).
-func (ft *fpTransport) header(h http.Header, http1, h2 bool) fhttp.Header {
-	defaults := ft.h.defaults
+func (ft *fpTransport) header(h, defaults http.Header, http1, h2 bool) fhttp.Header {
 	out := make(fhttp.Header, len(h)+len(defaults)+2)
 	name := ft.wireName
 	if h2 {

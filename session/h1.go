@@ -611,7 +611,8 @@ func (t *h1Transport) writeHead(w *bufio.Writer, req *http.Request, ruri string,
 		}
 		add(k, vv)
 	}
-	for k, vv := range t.ft.h.defaults {
+	defaults := t.ft.h.defaultsFor(req.URL)
+	for k, vv := range defaults {
 		// Headers the browser sends over HTTP/2 only are left out.
 		if _, ok := req.Header[k]; ok || t.ft.http2Only[k] {
 			continue
@@ -623,7 +624,7 @@ func (t *h1Transport) writeHead(w *bufio.Writer, req *http.Request, ruri string,
 	if !canonicalIn(req.Header, "Connection") {
 		if closeAfter {
 			add("Connection", connClose)
-		} else if _, ok := t.ft.h.defaults["Connection"]; !ok {
+		} else if _, ok := defaults["Connection"]; !ok {
 			add("Connection", connKeepAlive)
 		}
 	}

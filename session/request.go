@@ -228,7 +228,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	out := req.WithContext(ctx)
 	if !s.preset.Fingerprinted() {
-		out.Header = h.defaults.Clone()
+		out.Header = h.defaultsFor(req.URL).Clone()
 		for k, vv := range req.Header {
 			out.Header[http.CanonicalHeaderKey(k)] = vv
 		}

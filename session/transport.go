@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -26,6 +27,12 @@ type httpState struct {
 	s        *Session
 	client   *http.Client
 	defaults http.Header // config headers over preset headers, canonical
+	// insecure is defaults as the browser sends them to an origin that is
+	// not potentially trustworthy (see defaultsFor): the preset's
+	// OmitOnInsecure left out and its InsecureAcceptEncoding, unless the
+	// config set those headers. It is defaults when the preset has no
+	// such rules.
+	insecure http.Header
 	baseURL  *url.URL
 	retry    retryPolicy
 	tlsConf  *tls.Config
@@ -47,6 +54,58 @@ type httpState struct {
 	// there). Read on every https request, so it is replaced, never
 	// changed: writers copy it under mu.
 	altSvc atomic.Pointer[map[string]string]
+}
+
+// insecureDefaults derives the headers for an origin that is not
+// potentially trustworthy from defaults (own: the config's headers, which
+// stay as they are).
+func insecureDefaults(defaults http.Header, own map[string]string, p *preset.Preset) http.Header {
+	if len(p.OmitOnInsecure) == 0 && p.InsecureAcceptEncoding == "" {
+		return defaults
+	}
+	set := make(map[string]bool, len(own))
+	for k := range own {
+		set[http.CanonicalHeaderKey(k)] = true
+	}
+	h := defaults.Clone()
+	for _, n := range p.OmitOnInsecure {
+		if k := http.CanonicalHeaderKey(n); !set[k] {
+			delete(h, k)
+		}
+	}
+	if _, ok := h["Accept-Encoding"]; ok && p.InsecureAcceptEncoding != "" && !set["Accept-Encoding"] {
+		h["Accept-Encoding"] = []string{p.InsecureAcceptEncoding}
+	}
+	return h
+}
+
+// defaultsFor returns the session's default headers for a request to u:
+// defaults, or insecure when u's origin is not potentially trustworthy,
+// as a browser tells them apart.
+func (h *httpState) defaultsFor(u *url.URL) http.Header {
+	if trustworthy(u) {
+		return h.defaults
+	}
+	return h.insecure
+}
+
+// trustworthy reports whether u's origin is potentially trustworthy in the
+// sense of W3C Secure Contexts, the test Chrome and Firefox apply before
+// they send client hints and Sec-Fetch-* or offer br and zstd: https and
+// wss, or the loopback by address (127.0.0.0/8, ::1) or by name
+// (localhost, *.localhost). Plain http:// to anything else is not.
+func trustworthy(u *url.URL) bool {
+	switch u.Scheme {
+	case "https", "wss":
+		return true
+	}
+	host := strings.TrimSuffix(u.Hostname(), ".")
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.IsLoopback()
+	}
+	const local = "localhost"
+	return strings.EqualFold(host, local) ||
+		len(host) > len(local) && host[len(host)-len(local)-1] == '.' && strings.EqualFold(host[len(host)-len(local):], local)
 }
 
 // http returns the session's request machinery, building it on first use.
@@ -79,6 +138,7 @@ func newHTTPState(s *Session) (*httpState, error) {
 		h.defaults.Set(k, v)
 	}
 	s.preset.Apply(h.defaults)
+	h.insecure = insecureDefaults(h.defaults, cfg.Headers, s.preset)
 	if cfg.BaseURL != "" {
 		u, err := url.Parse(cfg.BaseURL)
 		if err != nil { // Validate has checked it

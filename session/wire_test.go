@@ -464,3 +464,141 @@ func TestForceHTTP2ToAnHTTP1Server(t *testing.T) {
 		}
 	}
 }
+
+// TestPresetsMatchPlainHTTPCaptures: to a plain http:// origin that is not
+// the loopback, a fingerprinted session sends what the browser sent there
+// (Chrome: no client hints or Sec-Fetch-*; Firefox: no Sec-Fetch-*; both:
+// Accept-Encoding without br and zstd), over its own HTTP/1.1 client and
+// over fhttp through an HTTP proxy; to http://localhost it sends the full
+// set, as the browser does, the loopback being potentially trustworthy.
+func TestPresetsMatchPlainHTTPCaptures(t *testing.T) {
+	srv, err := fingerprint.NewServer(fingerprint.WithoutTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	_, port, _ := net.SplitHostPort(srv.Addr())
+	const site = "roster-fingerprint.test" // as the capture named it
+	direct := protocol.SessionConfig{ConnectTo: map[string]string{
+		site + ":" + port: srv.Addr(), "localhost:" + port: srv.Addr(),
+	}}
+	proxied := protocol.SessionConfig{Proxy: "http://" + srv.Addr()}
+	m, _ := newTestManager(t)
+	for name, captureName := range map[string]string{"chrome-156-linux": "chromium-156-linux", "firefox-153-esr-linux": "firefox-153-esr-linux"} {
+		c := loadCapture(t, captureName)
+		if len(c.InsecureHTTP1Connections) == 0 || len(c.LoopbackHTTP1Connections) == 0 {
+			t.Fatalf("%s has no plain http:// capture", captureName)
+		}
+		for _, tc := range []struct {
+			how  string
+			cfg  protocol.SessionConfig
+			url  string
+			want fingerprint.Result
+			// fhttp writes accept-encoding in lower case (see wireName).
+			lowerAE bool
+		}{
+			{"direct", direct, srv.URLFor(site), c.InsecureHTTP1Connections[0], false},
+			{"direct to localhost", direct, srv.URL(), c.LoopbackHTTP1Connections[0], false},
+			{"through an HTTP proxy", proxied, srv.URLFor(site), c.InsecureHTTP1Connections[0], true},
+		} {
+			t.Run(name+"/"+tc.how, func(t *testing.T) {
+				cfg := tc.cfg
+				cfg.Preset = name
+				got := fetchResult(t, newSessionFor(t, m, &cfg), tc.url)
+				if got.HTTP1 == nil {
+					t.Fatalf("got %s, want HTTP/1.1", got.Protocol)
+				}
+				checkHTTP1Head(t, tc.want.HTTP1.Headers, got.HTTP1.Headers, tc.lowerAE)
+			})
+		}
+	}
+}
+
+// checkHTTP1Head compares HTTP/1.1 header fields, names with their case,
+// in order, and values, but for the Host's port and the headless
+// User-Agent.
+func checkHTTP1Head(t *testing.T, want, got []fingerprint.Header, lowerAE bool) {
+	t.Helper()
+	names := func(hs []fingerprint.Header) []string {
+		var n []string
+		for _, h := range hs {
+			n = append(n, h.Name)
+		}
+		return n
+	}
+	if len(got) != len(want) {
+		t.Fatalf("header fields\n got %q\nwant %q", names(got), names(want))
+	}
+	for i := range want {
+		w, g := want[i], got[i]
+		switch w.Name {
+		case "Host":
+			w.Value, _, _ = strings.Cut(w.Value, ":")
+			g.Value, _, _ = strings.Cut(g.Value, ":")
+		case "User-Agent":
+			w.Value = strings.Replace(w.Value, "HeadlessChrome/", "Chrome/", 1)
+		case "Accept-Encoding":
+			if lowerAE {
+				w.Name = "accept-encoding"
+			}
+		}
+		if w != g {
+			t.Errorf("field %d: got %s: %q, want %s: %q", i, g.Name, g.Value, w.Name, w.Value)
+		}
+	}
+}
+
+// TestTrustworthy: the origins a browser counts as potentially
+// trustworthy, for which it keeps its secure-context headers.
+func TestTrustworthy(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		want bool
+	}{
+		{"https://example.com/", true},
+		{"wss://example.com/", true},
+		{"http://example.com/", false},
+		{"ws://example.com/", false},
+		{"http://10.0.0.1:8080/", false},
+		{"http://[2001:db8::1]/", false},
+		{"http://127.0.0.1:8080/", true},
+		{"http://127.5.6.7/", true},
+		{"http://[::1]:80/", true},
+		{"http://localhost/", true},
+		{"http://LocalHost.:81/", true},
+		{"http://app.localhost/", true},
+		{"http://notlocalhost/", false},
+		{"http://localhost.example.com/", false},
+	} {
+		if got := trustworthy(mustURL(t, tc.url)); got != tc.want {
+			t.Errorf("trustworthy(%s) = %t, want %t", tc.url, got, tc.want)
+		}
+	}
+}
+
+// TestPlainHTTPKeepsConfigHeaders: headers the session's config sets are
+// sent to a plain http:// origin too; only the preset's give way.
+func TestPlainHTTPKeepsConfigHeaders(t *testing.T) {
+	srv, err := fingerprint.NewServer(fingerprint.WithoutTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	_, port, _ := net.SplitHostPort(srv.Addr())
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, &protocol.SessionConfig{
+		Preset:    "chrome-156-linux",
+		ConnectTo: map[string]string{"example.test:" + port: srv.Addr()},
+		Headers:   map[string]string{"sec-fetch-site": "same-origin", "Accept-Encoding": "gzip, br"},
+	})
+	got := fetchResult(t, s, srv.URLFor("example.test"))
+	have := map[string]string{}
+	for _, h := range got.HTTP1.Headers {
+		have[strings.ToLower(h.Name)] = h.Value
+	}
+	for name, want := range map[string]string{"sec-fetch-site": "same-origin", "accept-encoding": "gzip, br", "sec-fetch-mode": "", "sec-ch-ua": ""} {
+		if have[name] != want {
+			t.Errorf("%s: %q, want %q", name, have[name], want)
+		}
+	}
+}

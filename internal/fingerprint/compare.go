@@ -119,6 +119,15 @@ type Capture struct {
 	// http/1.1 in ALPN (the browser still offers h2): the browser's HTTP/1.1
 	// header order, with case.
 	HTTP1Connections []Result `json:"http1_connections,omitempty"`
+	// InsecureHTTP1Connections are navigations to plain http:// under a
+	// name the browser resolves to 127.0.0.1 but does not know as
+	// loopback: what it sends to an origin that is not potentially
+	// trustworthy, as an http:// site on the internet is.
+	InsecureHTTP1Connections []Result `json:"insecure_http1_connections,omitempty"`
+	// LoopbackHTTP1Connections are navigations to http://localhost, an
+	// origin browsers count as potentially trustworthy although it is
+	// plain http.
+	LoopbackHTTP1Connections []Result `json:"loopback_http1_connections,omitempty"`
 }
 
 // ReadCapture reads a Capture from a JSON file and checks it holds at least

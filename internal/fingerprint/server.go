@@ -46,7 +46,7 @@ type Result struct {
 	Protocol string `json:"protocol"`
 	Method   string `json:"method"`
 	Path     string `json:"path"`
-	TLS      TLS    `json:"tls"`
+	TLS      TLS    `json:"tls,omitzero"` // empty for a server WithoutTLS
 	HTTP2    *HTTP2 `json:"http2,omitempty"`
 	HTTP1    *HTTP1 `json:"http1,omitempty"`
 }
@@ -77,13 +77,14 @@ type HTTP1 struct {
 	Headers     []Header `json:"headers"`
 }
 
-// Server is a TLS server on 127.0.0.1 that fingerprints its clients. It
+// Server is a TLS server on 127.0.0.1 that fingerprints its clients (or a
+// plain HTTP/1.1 one, WithoutTLS). It
 // reads each connection's ClientHello before crypto/tls does, answers every
 // request (HTTP/2 or HTTP/1.1, by ALPN) with 200 and its Result as JSON, and
 // keeps the Results for the caller. Its methods are safe for concurrent use.
 type Server struct {
 	ln    net.Listener
-	cfg   *tls.Config
+	cfg   *tls.Config // nil: plain HTTP/1.1 (WithoutTLS)
 	caPEM []byte
 	pool  *x509.CertPool
 	wg    sync.WaitGroup
@@ -101,7 +102,8 @@ type Server struct {
 type Option func(*options)
 
 type options struct {
-	alpn []string
+	alpn      []string
+	plaintext bool
 }
 
 // WithALPN sets the protocols the server accepts in ALPN, in its order of
@@ -112,6 +114,13 @@ func WithALPN(protos ...string) Option {
 	return func(o *options) { o.alpn = append([]string(nil), protos...) }
 }
 
+// WithoutTLS makes the server speak plain HTTP/1.1, for what a client sends
+// to an http:// origin. Its Results have an empty TLS and Protocol
+// "http/1.1"; CertPEM and RootCAs are empty.
+func WithoutTLS() Option {
+	return func(o *options) { o.plaintext = true }
+}
+
 // NewServer starts a Server on 127.0.0.1 with a fresh CA and a certificate it
 // signed for "localhost", 127.0.0.1 and ::1. ALPN offers h2 and http/1.1
 // unless WithALPN says otherwise.
@@ -120,24 +129,25 @@ func NewServer(opts ...Option) (*Server, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	caPEM, leaf, err := newCerts()
-	if err != nil {
-		return nil, err
+	s := &Server{
+		pool:    x509.NewCertPool(),
+		conns:   map[net.Conn]struct{}{},
+		changed: make(chan struct{}),
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
+	if !o.plaintext {
+		caPEM, leaf, err := newCerts()
+		if err != nil {
+			return nil, err
+		}
+		s.pool.AppendCertsFromPEM(caPEM)
+		s.caPEM = caPEM
+		s.cfg = &tls.Config{Certificates: []tls.Certificate{leaf}, NextProtos: o.alpn}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint: listening on 127.0.0.1: %w", err)
 	}
-	s := &Server{
-		ln:      ln,
-		cfg:     &tls.Config{Certificates: []tls.Certificate{leaf}, NextProtos: o.alpn},
-		caPEM:   caPEM,
-		pool:    pool,
-		conns:   map[net.Conn]struct{}{},
-		changed: make(chan struct{}),
-	}
+	s.ln = ln
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
@@ -198,9 +208,22 @@ func (s *Server) RootCAs() *x509.CertPool { return s.pool.Clone() }
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // URL returns "https://localhost:PORT/": the name localhost makes clients
-// send SNI, which JA4 records.
+// send SNI, which JA4 records. A server made WithoutTLS returns
+// "http://localhost:PORT/".
 func (s *Server) URL() string {
-	return "https://localhost:" + strconv.Itoa(s.ln.Addr().(*net.TCPAddr).Port) + "/"
+	return s.URLFor("localhost")
+}
+
+// URLFor returns the server's URL with host as its name, for a client that
+// resolves host to 127.0.0.1 itself (a browser told to map a name that is
+// not loopback's, to see what it sends to an origin that is not
+// potentially trustworthy).
+func (s *Server) URLFor(host string) string {
+	scheme := "https://"
+	if s.cfg == nil {
+		scheme = "http://"
+	}
+	return scheme + net.JoinHostPort(host, strconv.Itoa(s.ln.Addr().(*net.TCPAddr).Port)) + "/"
 }
 
 // Close stops the listener, closes every open connection and returns once
@@ -314,6 +337,10 @@ func (s *Server) serve(c net.Conn, id int) {
 		delete(s.conns, c)
 		s.mu.Unlock()
 	}()
+	if s.cfg == nil {
+		s.serveH1(c, Result{Conn: id, Protocol: "http/1.1"})
+		return
+	}
 	c.SetDeadline(time.Now().Add(handshakeTimeout))
 	wire, msg, rv, nrec, err := ReadClientHello(c)
 	if err != nil {

@@ -194,6 +194,42 @@ func TestWithALPN(t *testing.T) {
 	}
 }
 
+// TestWithoutTLS: a plain server reads the HTTP/1.1 head as sent, with no
+// TLS part, and names itself by the host a caller maps to it.
+func TestWithoutTLS(t *testing.T) {
+	s, err := NewServer(WithoutTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if u := s.URLFor("roster.test"); u != "http://roster.test:"+s.Addr()[len("127.0.0.1:"):]+"/" {
+		t.Errorf("URLFor = %q", u)
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, s.URL()+"p?q=1", nil)
+	req.Header.Set("X-Mine", "1")
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Result
+	err = json.NewDecoder(resp.Body).Decode(&r)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Protocol != "http/1.1" || r.HTTP1 == nil || r.Path != "/p?q=1" || r.TLS.JA4 != "" {
+		t.Errorf("protocol %s, path %s, HTTP1 %v, JA4 %q: want a plain HTTP/1.1 GET of /p?q=1", r.Protocol, r.Path, r.HTTP1, r.TLS.JA4)
+	}
+	if !slices.Equal(r.HTTP1.HeaderOrder, []string{"Host", "User-Agent", "X-Mine", "Accept-Encoding"}) {
+		t.Errorf("header order %v", r.HTTP1.HeaderOrder)
+	}
+	if len(s.CertPEM()) != 0 || len(s.Hellos()) != 0 {
+		t.Error("a plain server has a certificate or ClientHellos")
+	}
+}
+
 // TestBadClients: bytes that are not TLS, a handshake that fails and an
 // HTTP/2 connection with a bad preface are dropped; the server goes on.
 func TestBadClients(t *testing.T) {

@@ -39,11 +39,17 @@ func main() {
 		log.Fatal(err)
 	}
 	defer s1.Close()
-	log.Printf("server at %s (%s), http/1.1 only at %s", s.URL(), s.Addr(), s1.URL())
+	sp, err := fingerprint.NewServer(fingerprint.WithoutTLS())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sp.Close()
+	log.Printf("server at %s (%s), http/1.1 only at %s, plain http at %s and %s",
+		s.URL(), s.Addr(), s1.URL(), sp.URLFor(insecureHost), sp.URL())
 
 	browsers := []struct {
 		name, file string
-		run        func(ctx context.Context, s *fingerprint.Server, dir string) *exec.Cmd
+		run        startFunc
 	}{
 		{"chromium", "chromium-156-linux.json", chromium},
 		{"firefox-esr", "firefox-153-esr-linux.json", firefox},
@@ -53,7 +59,7 @@ func main() {
 		if *only != "" && *only != b.name {
 			continue
 		}
-		if err := capture(s, s1, b.name, filepath.Join(*out, b.file), *runs, *timeout, b.run); err != nil {
+		if err := capture(s, s1, sp, b.name, filepath.Join(*out, b.file), *runs, *timeout, b.run); err != nil {
 			log.Printf("%s: %v", b.name, err)
 			failed = true
 		}
@@ -61,12 +67,22 @@ func main() {
 	if failed {
 		s.Close()
 		s1.Close()
+		sp.Close()
 		os.Exit(1)
 	}
 }
 
-func capture(s, s1 *fingerprint.Server, name, path string, runs int, timeout time.Duration,
-	start func(context.Context, *fingerprint.Server, string) *exec.Cmd) error {
+// insecureHost is the name the browsers are told resolves to 127.0.0.1.
+// It is not loopback's name, so to them http://insecureHost is an origin
+// that is not potentially trustworthy (.test is reserved: no real site).
+const insecureHost = "roster-fingerprint.test"
+
+// startFunc makes the command that runs a browser with a fresh profile in
+// dir and has it load url; ca is the certificate to trust for https (nil
+// for plain http).
+type startFunc func(ctx context.Context, url string, ca []byte, dir string) *exec.Cmd
+
+func capture(s, s1, sp *fingerprint.Server, name, path string, runs int, timeout time.Duration, start startFunc) error {
 	v, err := exec.Command(name, "--version").Output()
 	if err != nil {
 		return fmt.Errorf("%s --version: %w", name, err)
@@ -77,7 +93,7 @@ func capture(s, s1 *fingerprint.Server, name, path string, runs int, timeout tim
 		CapturedAt: time.Now().UTC().Format(time.RFC3339),
 	}
 	for i := 0; i < runs; i++ {
-		r, err := runOnce(s, timeout, start)
+		r, err := runOnce(s, s.URL(), timeout, start)
 		if err != nil {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}
@@ -85,7 +101,7 @@ func capture(s, s1 *fingerprint.Server, name, path string, runs int, timeout tim
 		c.Connections = append(c.Connections, r)
 	}
 	// One navigation to the http/1.1-only server for the HTTP/1.1 header order.
-	r, err := runOnce(s1, timeout, start)
+	r, err := runOnce(s1, s1.URL(), timeout, start)
 	if err != nil {
 		return fmt.Errorf("http/1.1 run: %w", err)
 	}
@@ -94,6 +110,23 @@ func capture(s, s1 *fingerprint.Server, name, path string, runs int, timeout tim
 	}
 	log.Printf("%s http/1.1 run: conn %d %s %v", name, r.Conn, r.TLS.JA4, r.HTTP1.HeaderOrder)
 	c.HTTP1Connections = append(c.HTTP1Connections, r)
+	// Plain http://, to a site and to the loopback: what changes when the
+	// origin is not potentially trustworthy (client hints, Sec-Fetch-*,
+	// Accept-Encoding), and that localhost is not such an origin.
+	for _, p := range []struct {
+		url  string
+		into *[]fingerprint.Result
+	}{
+		{sp.URLFor(insecureHost), &c.InsecureHTTP1Connections},
+		{sp.URL(), &c.LoopbackHTTP1Connections},
+	} {
+		r, err := runOnce(sp, p.url, timeout, start)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.url, err)
+		}
+		log.Printf("%s %s: conn %d %v", name, p.url, r.Conn, r.HTTP1.HeaderOrder)
+		*p.into = append(*p.into, r)
+	}
 	c.UserAgent = c.Connections[0].UserAgent()
 	for i := range c.Connections {
 		for j := i + 1; j < len(c.Connections); j++ {
@@ -125,8 +158,7 @@ func akamai(r fingerprint.Result) string {
 
 // runOnce starts the browser with a fresh profile and returns the first
 // request for "/" on a connection the server had not seen before.
-func runOnce(s *fingerprint.Server, timeout time.Duration,
-	start func(context.Context, *fingerprint.Server, string) *exec.Cmd) (fingerprint.Result, error) {
+func runOnce(s *fingerprint.Server, url string, timeout time.Duration, start startFunc) (fingerprint.Result, error) {
 	dir, err := os.MkdirTemp("", "roster-capture-")
 	if err != nil {
 		return fingerprint.Result{}, err
@@ -138,7 +170,7 @@ func runOnce(s *fingerprint.Server, timeout time.Duration,
 	for _, r := range s.Results() {
 		seen = max(seen, r.Conn)
 	}
-	cmd := start(ctx, s, dir)
+	cmd := start(ctx, url, s.CertPEM(), dir)
 	var logBuf strings.Builder
 	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -183,15 +215,16 @@ func tail(s string) string {
 	return s
 }
 
-func chromium(ctx context.Context, s *fingerprint.Server, dir string) *exec.Cmd {
+func chromium(ctx context.Context, url string, _ []byte, dir string) *exec.Cmd {
 	return exec.CommandContext(ctx, "chromium",
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--ignore-certificate-errors", "--user-data-dir="+dir, "--dump-dom", s.URL())
+		"--ignore-certificate-errors", "--host-resolver-rules=MAP "+insecureHost+" 127.0.0.1",
+		"--user-data-dir="+dir, "--dump-dom", url)
 }
 
-// firefoxPrefs keep a fresh profile from calling out; none of them touches
-// TLS or HTTP/2.
+// firefoxPrefs keep a fresh profile from calling out, and resolve
+// insecureHost to the loopback; none of them touches TLS, HTTP/2 or headers.
 const firefoxPrefs = `user_pref("browser.shell.checkDefaultBrowser", false);
 user_pref("datareporting.policy.dataSubmissionEnabled", false);
 user_pref("toolkit.telemetry.reportingpolicy.firstRun", false);
@@ -204,17 +237,18 @@ user_pref("browser.safebrowsing.phishing.enabled", false);
 user_pref("extensions.update.enabled", false);
 user_pref("browser.newtabpage.enabled", false);
 user_pref("browser.startup.homepage_override.mstone", "ignore");
+user_pref("network.dns.localDomains", "` + insecureHost + `");
 `
 
-func firefox(ctx context.Context, s *fingerprint.Server, dir string) *exec.Cmd {
+func firefox(ctx context.Context, url string, caPEM []byte, dir string) *exec.Cmd {
 	profile := filepath.Join(dir, "profile")
 	ca := filepath.Join(dir, "ca.pem")
 	err := errors.Join(
 		os.MkdirAll(profile, 0o700),
-		os.WriteFile(ca, s.CertPEM(), 0o600),
+		os.WriteFile(ca, caPEM, 0o600),
 		os.WriteFile(filepath.Join(profile, "user.js"), []byte(firefoxPrefs), 0o600),
 	)
-	if err == nil {
+	if err == nil && len(caPEM) > 0 {
 		// Trust the server's CA in the profile's NSS database, so Firefox
 		// completes the handshake and sends its HTTP/2 frames.
 		for _, args := range [][]string{
@@ -231,7 +265,7 @@ func firefox(ctx context.Context, s *fingerprint.Server, dir string) *exec.Cmd {
 		log.Printf("firefox profile: %v", err)
 	}
 	cmd := exec.CommandContext(ctx, "firefox-esr", "--headless", "--no-remote", "--profile", profile,
-		"--screenshot", filepath.Join(dir, "shot.png"), s.URL())
+		"--screenshot", filepath.Join(dir, "shot.png"), url)
 	cmd.Env = append(os.Environ(), "HOME="+dir, "MOZ_HEADLESS=1")
 	return cmd
 }
