@@ -10,10 +10,12 @@
 // its closing.
 //
 // A Session's requests go out with its preset's identity: with a browser
-// preset, TLS through uTLS with the browser's ClientHello and HTTP/2
-// through fhttp (fingerprint.go), and plain http:// through the package's
-// own HTTP/1.1 client (h1.go), which writes the browser's header order
-// without fhttp's costs; with preset "go", through net/http.
+// preset, TLS through uTLS with the browser's ClientHello (fingerprint.go),
+// HTTP/2 through fhttp, and HTTP/1.1, plain or over TLS, through the
+// package's own client (h1.go), which writes the browser's header order
+// and spelling without fhttp's costs; with preset "go", through net/http.
+// The first https request to a server dials before it is sent, so that
+// ALPN picks the client that carries it.
 //
 // Most programs import the top-level package roster, which re-exports what
 // they need from here.

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -190,6 +191,11 @@ func (ft *fpTransport) proxy(req *fhttp.Request) (*url.URL, error) {
 // dialTLS opens a connection to addr, through the session's proxy if any,
 // and runs the browser's TLS handshake on it.
 func (ft *fpTransport) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	if d, ok := ctx.Value(dialedKey{}).(*dialed); ok && d.addr == addr {
+		if c := d.take(); c != nil {
+			return c, nil
+		}
+	}
 	alpn := ft.alpn
 	var (
 		raw net.Conn
@@ -245,17 +251,49 @@ func (ft *fpTransport) CloseIdleConnections() {
 	}
 }
 
-// RoundTrip sends req over fhttp and translates the response back, or over
-// the session's own HTTP/1.1 client if that can carry it.
+// RoundTrip sends req over the session's own HTTP/1.1 client if that can
+// carry it, else over fhttp, translating the response back.
+//
+// An https request to a server whose protocol the session does not know
+// yet dials first, with the browser's handshake, and lets ALPN choose:
+// http/1.1 keeps the connection for the own client, h2 hands it to fhttp
+// (see dialed). So every HTTP/1.1 request over TLS, the first included,
+// is written by the own client, in the browser's spelling.
 func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if ft.ownHTTP1(req) {
-		return ft.h1.roundTrip(req)
+	ctx := req.Context()
+	var h2conn net.Conn // dialled, and h2 picked: for fhttp
+	switch {
+	case ft.ownHTTP1(req) || ft.knownHTTP1(req):
+		resp, err := ft.h1.roundTrip(req, nil)
+		var picked *errPickedH2
+		if !errors.As(err, &picked) {
+			return resp, err
+		}
+		h2conn = picked.conn // the server has moved to HTTP/2
+	case ft.firstContact(req):
+		c, err := ft.dialTLS(ctx, "tcp", canonicalAddr(req.URL))
+		if err != nil {
+			closeRequestBody(req)
+			return nil, err
+		}
+		if negotiated(c) != "h2" {
+			ft.noteProtocol(req.URL, false)
+			return ft.h1.roundTrip(req, c)
+		}
+		h2conn = c
+	}
+	if h2conn != nil {
+		ft.noteProtocol(req.URL, true)
+		d := &dialed{addr: canonicalAddr(req.URL)}
+		d.conn.Store(&h2conn)
+		ctx = context.WithValue(ctx, dialedKey{}, d)
+		defer d.drop()
 	}
 	// WithContext is the only way to set an fhttp.Request's context, and it
 	// copies the request and clones its URL: called on an empty request,
 	// it copies nothing. The URL is shared, as net/http's WithContext
 	// does; fhttp's transports do not change it.
-	freq := new(fhttp.Request).WithContext(req.Context())
+	freq := new(fhttp.Request).WithContext(ctx)
 	freq.Method = req.Method
 	freq.URL = req.URL
 	freq.Proto = req.Proto
@@ -322,6 +360,70 @@ func (ft *fpTransport) ownHTTP1(req *http.Request) bool {
 	}
 	_, upgrade := req.Header["Upgrade"]
 	return !upgrade
+}
+
+// knownHTTP1 reports whether req, to an https server, goes over HTTP/1.1:
+// ALPN offers only http/1.1 (ForceHTTP1), or the server answered over
+// HTTP/1.1 before. Upgrades go through fhttp.
+func (ft *fpTransport) knownHTTP1(req *http.Request) bool {
+	if req.URL.Scheme != "https" {
+		return false
+	}
+	if _, upgrade := req.Header["Upgrade"]; upgrade {
+		return false
+	}
+	if ft.h.s.config.ForceHTTP1 {
+		return true
+	}
+	_, h1 := ft.protocolOf(req.URL)
+	return h1
+}
+
+// firstContact reports whether req is an https request (not an upgrade)
+// to a server whose protocol the session does not know.
+func (ft *fpTransport) firstContact(req *http.Request) bool {
+	if req.URL.Scheme != "https" {
+		return false
+	}
+	if _, upgrade := req.Header["Upgrade"]; upgrade {
+		return false
+	}
+	h2, h1 := ft.protocolOf(req.URL)
+	return !h2 && !h1
+}
+
+// negotiated returns the ALPN protocol of a connection dialTLS made.
+func negotiated(c net.Conn) string {
+	if tc, ok := c.(*utls.Conn); ok {
+		return tc.ConnectionState().NegotiatedProtocol
+	}
+	return ""
+}
+
+// dialed carries a connection that RoundTrip dialled, and on which the
+// server picked h2, to fhttp: fhttp's dial for the request (dialTLS, with
+// the request's context) takes it instead of dialling, so that the
+// session opens one connection where the browser opens one. If fhttp
+// served the request on another connection, drop closes it.
+type dialed struct {
+	addr string
+	conn atomic.Pointer[net.Conn]
+}
+
+type dialedKey struct{}
+
+// take returns the connection once; nil after that.
+func (d *dialed) take() net.Conn {
+	if p := d.conn.Swap(nil); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (d *dialed) drop() {
+	if c := d.take(); c != nil {
+		_ = c.Close()
+	}
 }
 
 // http1Only reports whether a request to u surely goes over HTTP/1.1.
@@ -405,8 +507,10 @@ func (ft *fpTransport) header(h, defaults http.Header, http1, h2 bool) fhttp.Hea
 	return out
 }
 
-// wireName is how the header with canonical key k is written: as the
-// browser spells it, and Accept-Encoding in lower case.
+// wireName is how the header with canonical key k is written by fhttp: as
+// the browser spells it, and Accept-Encoding in lower case. (fhttp writes
+// HTTP/2, where every name goes in lower case anyway, and HTTP/1.1 only
+// for http:// through an HTTP proxy and for upgrades.)
 func (ft *fpTransport) wireName(k string) string {
 	if k == "Accept-Encoding" {
 		// fhttp's HTTP/1.1 transport decodes every response to a request

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,30 +20,35 @@ import (
 	"syscall"
 	"time"
 
+	utls "github.com/bogdanfinn/utls"
 	"golang.org/x/net/http/httpguts"
 )
 
-// h1Transport is a fingerprinted session's HTTP/1.1 client for http://
-// targets reached directly or through SOCKS5: the path a forward proxy
-// such as rosterd puts most requests on. (https targets, and http://
-// targets through an HTTP proxy, go through fhttp.)
+// h1Transport is a fingerprinted session's HTTP/1.1 client: for http://
+// targets reached directly or through SOCKS5, the path a forward proxy
+// such as rosterd puts most requests on, and for https targets whose
+// server picks http/1.1 in ALPN (over fpTransport.dialTLS, the browser's
+// handshake). http:// targets through an HTTP proxy, HTTP/2 and upgrades
+// go through fhttp.
 //
 // It exists because fhttp's HTTP/1.1 client is the costliest part of a
 // proxied request: its ordered header writer lowercases both names at
 // every comparison of its sort (about 60 allocations a request) under a
 // process-wide lock, each connection runs two goroutines that every
 // request crosses, and it decodes gzip it did not ask for, which forced
-// accept-encoding into lower case. Here the caller's goroutine writes the
-// request and reads the response head, headers go out in the preset's
-// order and the browser's spelling from a precomputed rank, and the body
-// is written alongside the read only when there is one.
+// accept-encoding into lower case where the browser writes
+// Accept-Encoding. Here the caller's goroutine writes the request and
+// reads the response head, headers go out in the preset's order and the
+// browser's spelling from a precomputed rank, and the body is written
+// alongside the read only when there is one.
 //
 // Its pool follows the session's MaxConnsPerHost, MaxIdleConnsPerHost and
-// IdleConnTimeout, as net/http's does, and it keeps net/http's rules where
-// a user would notice: requests are checked before they are written, a
-// request is sent twice only if net/http would send it twice, and the
-// session's close ends its requests (abortAll), so that they need no
-// context of their own for it.
+// IdleConnTimeout, as net/http's does (a connection dialled before the
+// server's protocol was known joins it even past MaxConnsPerHost), and it
+// keeps net/http's rules where a user would notice: requests are checked
+// before they are written, a request is sent twice only if net/http would
+// send it twice, and the session's close ends its requests (abortAll), so
+// that plain http:// requests need no context of their own for it.
 type h1Transport struct {
 	ft          *fpTransport
 	maxConns    int // per host; 0: no limit
@@ -61,7 +67,7 @@ type h1Transport struct {
 	unwatch func() bool
 
 	mu     sync.Mutex
-	hosts  map[string]*h1Host
+	hosts  map[h1Key]*h1Host
 	busy   map[*h1Conn]struct{} // carrying a request
 	closed bool                 // the session closed: no more requests
 }
@@ -71,7 +77,7 @@ func newH1Transport(ft *fpTransport, maxConns, maxIdle int, idleTimeout time.Dur
 		ft: ft, maxConns: maxConns, maxIdle: maxIdle, idleTimeout: idleTimeout, keepAlive: keepAlive,
 		now:   time.Now,
 		rank:  make(map[string]int, len(ft.order)),
-		hosts: make(map[string]*h1Host),
+		hosts: make(map[h1Key]*h1Host),
 		busy:  make(map[*h1Conn]struct{}),
 	}
 	// Requests keep their own contexts (see roundTripper.RoundTrip): the
@@ -87,9 +93,15 @@ func newH1Transport(ft *fpTransport, maxConns, maxIdle int, idleTimeout time.Dur
 	return t
 }
 
-// h1Host is the pool of one host:port.
-type h1Host struct {
+// h1Key names a pool: one host:port, over TLS or not.
+type h1Key struct {
 	addr string
+	tls  bool
+}
+
+// h1Host is the pool of one host:port, over TLS or not.
+type h1Host struct {
+	key  h1Key
 	idle []*h1Conn // oldest first; reuse takes the newest
 	open int       // connections open, idle or busy
 	// wait holds requests waiting under MaxConnsPerHost, first first. A
@@ -108,6 +120,11 @@ type h1Conn struct {
 	idleAt time.Time
 	reused bool // it has carried a request before this one
 
+	// For https: the connection's TLS state, translated once for every
+	// response on it, as net/http's responses on one connection share one.
+	tls   *utls.Conn
+	state *tls.ConnectionState
+
 	// For alive, made on the first look: the socket, the peek, its answer.
 	raw   syscall.RawConn
 	peek  func(fd uintptr) bool
@@ -118,10 +135,20 @@ type h1Conn struct {
 // response came: the server had closed it while it was idle.
 var errStale = errors.New("session: idle connection closed by the server")
 
-// roundTrip sends req, which reaches an http:// target, over a pooled
-// connection. A request that fails on a connection the server had closed
-// while idle is sent once more on a new one if it can be replayed.
-func (t *h1Transport) roundTrip(req *http.Request) (*http.Response, error) {
+// errPickedH2 is roundTrip's error when the server of an https request,
+// known to speak HTTP/1.1, picked h2 in ALPN on a new connection: the
+// request was not sent, and its body is untouched. The caller sends it
+// over HTTP/2 on conn.
+type errPickedH2 struct{ conn net.Conn }
+
+func (e *errPickedH2) Error() string { return "session: the server picked h2" }
+
+// roundTrip sends req, which reaches an http:// target or an https one
+// that speaks HTTP/1.1, over a pooled connection, or over first if not nil:
+// a connection just dialled for it, which joins the pool. A request that
+// fails on a connection the server had closed while idle is sent once
+// more on a new one if it can be replayed.
+func (t *h1Transport) roundTrip(req *http.Request, first net.Conn) (*http.Response, error) {
 	ctx := req.Context()
 	ruri, err := t.check(req)
 	if err == nil && ctx.Err() != nil {
@@ -129,12 +156,24 @@ func (t *h1Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err != nil {
 		closeRequestBody(req)
+		if first != nil {
+			_ = first.Close()
+		}
 		return nil, err
 	}
-	addr := canonicalAddr(req.URL)
+	key := h1Key{canonicalAddr(req.URL), req.URL.Scheme == "https"}
 	replay := replayable(req)
 	for {
-		c, err := t.get(ctx, addr)
+		var c *h1Conn
+		if first != nil {
+			c, err = t.adopt(key, first)
+			first = nil
+		} else {
+			c, err = t.get(ctx, key)
+		}
+		if picked := (*errPickedH2)(nil); errors.As(err, &picked) {
+			return nil, err // the body goes over HTTP/2
+		}
 		if err != nil {
 			closeRequestBody(req)
 			return nil, err
@@ -185,19 +224,51 @@ func replayable(req *http.Request) bool {
 	return ok
 }
 
-// get returns an idle connection to addr, or dials one, waiting for a free
+// host returns the pool of key, making it. Called with t.mu held.
+func (t *h1Transport) host(key h1Key) *h1Host {
+	hp := t.hosts[key]
+	if hp == nil {
+		hp = &h1Host{key: key}
+		t.hosts[key] = hp
+	}
+	return hp
+}
+
+// newConn wraps a connection that joins hp's pool busy. Called with t.mu
+// held.
+func (t *h1Transport) newConn(hp *h1Host, nc net.Conn) *h1Conn {
+	c := &h1Conn{host: hp, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+	c.tls, _ = nc.(*utls.Conn)
+	t.busy[c] = struct{}{}
+	return c
+}
+
+// adopt takes nc, a connection dialled for a request to key, into the
+// pool, busy. It may take the host past MaxConnsPerHost: requests to a
+// server whose protocol is not known yet dial without waiting, as fhttp's
+// would.
+func (t *h1Transport) adopt(key h1Key, nc net.Conn) (*h1Conn, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		_ = nc.Close()
+		return nil, context.Cause(t.ft.h.closed)
+	}
+	hp := t.host(key)
+	hp.open++
+	t.dials.Add(1)
+	return t.newConn(hp, nc), nil
+}
+
+// get returns an idle connection to key, or dials one, waiting for a free
 // slot first under MaxConnsPerHost.
-func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
+func (t *h1Transport) get(ctx context.Context, key h1Key) (*h1Conn, error) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
 		return nil, context.Cause(t.ft.h.closed)
 	}
-	hp := t.hosts[addr]
-	if hp == nil {
-		hp = &h1Host{addr: addr}
-		t.hosts[addr] = hp
-	}
+	hp := t.host(key)
 	if n := len(hp.idle); n > 0 {
 		c := hp.idle[n-1]
 		hp.idle[n-1] = nil
@@ -251,7 +322,13 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
 	// close cancels.
 	dctx, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(t.ft.h.closed, func() { cancel(context.Cause(t.ft.h.closed)) })
-	nc, err := t.ft.h.dialThrough(dctx, "tcp", addr)
+	var nc net.Conn
+	var err error
+	if key.tls {
+		nc, err = t.ft.dialTLS(dctx, "tcp", key.addr)
+	} else {
+		nc, err = t.ft.h.dialThrough(dctx, "tcp", key.addr)
+	}
 	stop()
 	cancel(nil)
 	if err != nil {
@@ -261,13 +338,14 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
 		}
 		return nil, err
 	}
-	t.dials.Add(1)
-	c := &h1Conn{host: hp, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
-	t.mu.Lock()
-	closed := t.closed
-	if !closed {
-		t.busy[c] = struct{}{}
+	if key.tls && negotiated(nc) == "h2" {
+		t.release(hp)
+		return nil, &errPickedH2{conn: nc}
 	}
+	t.dials.Add(1)
+	t.mu.Lock()
+	c := t.newConn(hp, nc)
+	closed := t.closed
 	t.mu.Unlock()
 	if closed {
 		t.discard(c)
@@ -370,8 +448,8 @@ func (t *h1Transport) release(hp *h1Host) {
 // session that visits many hosts does not keep one entry for each. Called
 // with t.mu held.
 func (t *h1Transport) forgetIfEmpty(hp *h1Host) {
-	if hp.open == 0 && len(hp.wait) == 0 && t.hosts[hp.addr] == hp {
-		delete(t.hosts, hp.addr)
+	if hp.open == 0 && len(hp.wait) == 0 && t.hosts[hp.key] == hp {
+		delete(t.hosts, hp.key)
 		if hp.timer != nil {
 			hp.timer.Stop()
 		}
@@ -497,6 +575,13 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	}
 	if err != nil {
 		return fail(err, false)
+	}
+	if c.tls != nil {
+		if c.state == nil {
+			s := c.tls.ConnectionState()
+			c.state = connectionState(&s)
+		}
+		resp.TLS = c.state
 	}
 	b := &h1Body{t: t, c: c, rc: resp.Body, ctx: ctx, stop: stop, wrote: wrote, reuse: !resp.Close && !closeAfter}
 	if resp.Body == http.NoBody {

@@ -16,7 +16,15 @@ func (c *h1Conn) alive() bool {
 		return false // the server spoke unasked: the connection is unusable
 	}
 	if c.peek == nil {
-		sc, ok := c.nc.(syscall.Conn)
+		nc := c.nc
+		if c.tls != nil {
+			// The socket under TLS. Bytes on it while the connection is
+			// idle are the server's close_notify or close, or, rarely, a
+			// late session ticket or key update, which costs a new
+			// connection.
+			nc = c.tls.NetConn()
+		}
+		sc, ok := nc.(syscall.Conn)
 		if !ok {
 			return true // cannot look: the request finds out
 		}

@@ -151,8 +151,9 @@ func FuzzH1Response(f *testing.F) {
 		}()
 		const addr = "fuzz.invalid:80"
 		t1.mu.Lock()
-		hp := &h1Host{addr: addr, open: 1}
-		t1.hosts[addr] = hp
+		key := h1Key{addr: addr}
+		hp := &h1Host{key: key, open: 1}
+		t1.hosts[key] = hp
 		c := &h1Conn{host: hp, nc: client, br: bufio.NewReader(client), bw: bufio.NewWriter(client)}
 		t1.busy[c] = struct{}{}
 		t1.mu.Unlock()
@@ -184,7 +185,7 @@ func FuzzH1Response(f *testing.F) {
 		for _, c := range hp.idle {
 			_ = c.nc.Close()
 		}
-		delete(t1.hosts, addr)
+		delete(t1.hosts, key)
 		if hp.timer != nil {
 			hp.timer.Stop()
 		}

@@ -266,7 +266,7 @@ func TestOwnHTTP1IdleExpiry(t *testing.T) {
 	get(t, s, ts.URL)
 	h1.mu.Lock()
 	u, _ := url.Parse(ts.URL)
-	hp := h1.hosts[canonicalAddr(u)]
+	hp := h1.hosts[h1Key{addr: canonicalAddr(u)}]
 	h1.mu.Unlock()
 	if hp == nil || len(hp.idle) != 1 {
 		t.Fatalf("after one GET: host %+v, want one idle connection", hp)

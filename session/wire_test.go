@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -159,43 +160,120 @@ func checkHeaderValues(t *testing.T, want, got []fingerprint.Header) {
 }
 
 // TestPresetsMatchHTTP1Captures: over HTTP/1.1 (a server that offers only
-// http/1.1, as the captures' was) the header order matches the browser's,
-// names in its case, except accept-encoding, which a fingerprinted session
-// writes in lower case (see fpTransport.header).
+// http/1.1, as the captures' was) the session is the browser: the same
+// JA4 (it offers h2 too, and the server's ALPN picks http/1.1), and the
+// header order with each name in the browser's case, on the first request
+// (dialled before the protocol is known) and the next (the server known to
+// speak HTTP/1.1), both over one connection. Under forceHTTP1 only JA4's
+// ALPN part differs.
 func TestPresetsMatchHTTP1Captures(t *testing.T) {
 	srv, base := fpServer(t, fingerprint.WithALPN("http/1.1"))
 	m, _ := newTestManager(t)
 	for name, captureName := range map[string]string{"chrome-156-linux": "chromium-156-linux", "firefox-153-esr-linux": "firefox-153-esr-linux"} {
-		t.Run(name, func(t *testing.T) {
-			c := loadCapture(t, captureName)
-			if len(c.HTTP1Connections) == 0 {
-				t.Fatalf("%s has no HTTP/1.1 capture", captureName)
-			}
-			want := c.HTTP1Connections[0]
-			cfg := base
-			cfg.Preset = name
-			cfg.ForceHTTP1 = true
-			got := fetchResult(t, newSessionFor(t, m, &cfg), srv.URL())
-			// The browser offered h2 and was answered http/1.1; forceHTTP1
-			// offers http/1.1 only, so JA4's ALPN characters (8 and 9)
-			// differ, and nothing else may.
-			if g, w := got.TLS.JA4, want.TLS.JA4; g[:8] != w[:8] || g[10:] != w[10:] || g[8:10] != "h1" {
-				t.Errorf("JA4 %s, want %s with ALPN h1", g, w)
-			}
-			if got.HTTP1 == nil {
-				t.Fatalf("got %s, want HTTP/1.1", got.Protocol)
-			}
-			var gotOrder []string
-			for _, n := range got.HTTP1.HeaderOrder {
-				if n == "accept-encoding" {
-					n = "Accept-Encoding"
+		c := loadCapture(t, captureName)
+		if len(c.HTTP1Connections) == 0 {
+			t.Fatalf("%s has no HTTP/1.1 capture", captureName)
+		}
+		want := c.HTTP1Connections[0]
+		for _, force := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/forceHTTP1=%t", name, force), func(t *testing.T) {
+				cfg := base
+				cfg.Preset = name
+				cfg.ForceHTTP1 = force
+				s := newSessionFor(t, m, &cfg)
+				for _, nth := range []string{"first", "second"} {
+					got := fetchResult(t, s, srv.URL())
+					g, w := got.TLS.JA4, want.TLS.JA4
+					if force {
+						if g[:8] != w[:8] || g[10:] != w[10:] || g[8:10] != "h1" {
+							t.Errorf("%s: JA4 %s, want %s with ALPN h1", nth, g, w)
+						}
+					} else if g != w {
+						t.Errorf("%s: JA4 %s, want %s", nth, g, w)
+					}
+					if got.HTTP1 == nil {
+						t.Fatalf("%s: got %s, want HTTP/1.1", nth, got.Protocol)
+					}
+					if !slices.Equal(got.HTTP1.HeaderOrder, want.HTTP1.HeaderOrder) {
+						t.Errorf("%s: HTTP/1.1 header order\n got %q\nwant %q", nth, got.HTTP1.HeaderOrder, want.HTTP1.HeaderOrder)
+					}
+					if nth == "second" && got.Request != 2 {
+						t.Errorf("second request was request %d on its connection, want 2 (one connection)", got.Request)
+					}
 				}
-				gotOrder = append(gotOrder, n)
-			}
-			if !slices.Equal(gotOrder, want.HTTP1.HeaderOrder) {
-				t.Errorf("HTTP/1.1 header order\n got %q\nwant %q", gotOrder, want.HTTP1.HeaderOrder)
-			}
-		})
+				if d := ownH1(t, s).dials.Load(); d != 1 {
+					t.Errorf("the own HTTP/1.1 client holds %d connections, want the one dialled first", d)
+				}
+			})
+		}
+	}
+}
+
+// TestFirstContactOneConnection: the first https request to a server
+// dials before the protocol is known; when the server picks h2, fhttp
+// carries the request, and the next, on that connection: the server sees
+// one handshake, as from the browser.
+func TestFirstContactOneConnection(t *testing.T) {
+	srv, base := fpServer(t)
+	m, _ := newTestManager(t)
+	cfg := base
+	cfg.Preset = "chrome-latest"
+	s := newSessionFor(t, m, &cfg)
+	for i := 1; i <= 2; i++ {
+		got := fetchResult(t, s, srv.URL())
+		if got.Protocol != "h2" || got.Conn != 1 {
+			t.Fatalf("request %d: %s on connection %d, want h2 on connection 1", i, got.Protocol, got.Conn)
+		}
+	}
+	if n := len(srv.Hellos()); n != 1 {
+		t.Errorf("%d handshakes, want 1", n)
+	}
+	if d := ownH1(t, s).dials.Load(); d != 0 {
+		t.Errorf("the own HTTP/1.1 client holds %d connections, want none", d)
+	}
+}
+
+// TestKnownHTTP1ServerPicksH2: a server remembered as HTTP/1.1 that now
+// picks h2 gets the request over HTTP/2, on the connection the own client
+// dialled (one handshake), and is remembered as HTTP/2.
+func TestKnownHTTP1ServerPicksH2(t *testing.T) {
+	srv, base := fpServer(t)
+	m, _ := newTestManager(t)
+	cfg := base
+	cfg.Preset = "chrome-latest"
+	s := newSessionFor(t, m, &cfg)
+	h, _ := s.http()
+	ft := h.tcp.Load().tcpTransport.(*fpTransport)
+	u := mustURL(t, srv.URL())
+	ft.noteProtocol(u, false)
+	resp, body := get(t, s, srv.URL()+"?q=1")
+	if resp.ProtoMajor != 2 || !strings.Contains(body, `"protocol": "h2"`) {
+		t.Fatalf("%s, want HTTP/2:\n%.300s", resp.Proto, body)
+	}
+	if n := len(srv.Hellos()); n != 1 {
+		t.Errorf("%d handshakes, want 1: the connection the own client dialled was not handed over", n)
+	}
+	if h2, _ := ft.protocolOf(u); !h2 {
+		t.Error("the server is not remembered as HTTP/2")
+	}
+}
+
+// TestHTTP1OverTLSResponse: a response the own client read over TLS says
+// so, as net/http's would: TLS state with the negotiated protocol, the
+// same state for every response on the connection.
+func TestHTTP1OverTLSResponse(t *testing.T) {
+	srv, base := fpServer(t, fingerprint.WithALPN("http/1.1"))
+	m, _ := newTestManager(t)
+	cfg := base
+	cfg.Preset = "firefox-latest"
+	s := newSessionFor(t, m, &cfg)
+	r1, _ := get(t, s, srv.URL())
+	r2, _ := get(t, s, srv.URL())
+	if r1.TLS == nil || r1.TLS.NegotiatedProtocol != "http/1.1" || r1.TLS.ServerName != "localhost" || !r1.TLS.HandshakeComplete {
+		t.Fatalf("TLS %+v, want http/1.1 to localhost", r1.TLS)
+	}
+	if r2.TLS != r1.TLS {
+		t.Error("two responses on one connection have two TLS states")
 	}
 }
 
