@@ -87,7 +87,7 @@ func sentOrder(order, sent []string) []string {
 // server closed the first) gets its own, which shows the resumption of the
 // first connection's session.
 func TestFingerprintedTLSState(t *testing.T) {
-	ts := newTLSServer()
+	ts := newTLSServer(true)
 	defer ts.srv.Close()
 	m := session.NewManager(session.WithCleanupInterval(0))
 	defer m.Shutdown()

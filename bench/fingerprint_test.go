@@ -23,18 +23,19 @@ import (
 const fpPreset = protocol.DefaultPreset
 
 // tlsServer is the loopback HTTPS server of the fingerprinted workloads:
-// net/http's own, HTTP/2 by ALPN, answering every request with five bytes.
+// net/http's own, HTTP/2 by ALPN (or HTTP/1.1 only), answering every
+// request with five bytes.
 type tlsServer struct {
 	srv   *httptest.Server
 	caPEM string         // the server's certificate, for roster's CACerts
 	pool  *x509.CertPool // the same, for the others
 }
 
-func newTLSServer() *tlsServer {
+func newTLSServer(h2 bool) *tlsServer {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "hello")
 	}))
-	srv.EnableHTTP2 = true
+	srv.EnableHTTP2 = h2
 	srv.StartTLS()
 	cert := srv.Certificate()
 	pool := x509.NewCertPool()
@@ -217,20 +218,28 @@ func drainProto(body io.ReadCloser, proto int) (int, error) {
 }
 
 // getH2 makes one request and fails unless it went over HTTP/2.
-func getH2(b testing.TB, c wireClient, url string) {
+func getH2(b testing.TB, c wireClient, url string) { getProto(b, c, url, 2) }
+
+// getProto makes one request and fails unless it went over HTTP/major.
+func getProto(b testing.TB, c wireClient, url string, major int) {
 	proto, err := c.get(context.Background(), url)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if proto != 2 {
-		b.Fatalf("request went over HTTP/%d, want HTTP/2", proto)
+	if proto != major {
+		b.Fatalf("request went over HTTP/%d, want HTTP/%d", proto, major)
 	}
 }
 
 // runWire runs one sub-benchmark per contender, in the order the -round
-// flag rotates, each against the same server.
+// flag rotates, each against the same server (HTTP/2 by ALPN, or only
+// http/1.1).
 func runWire(b *testing.B, run func(b *testing.B, impl wireImpl, env wireEnv)) {
-	ts := newTLSServer()
+	runWireOn(b, true, run)
+}
+
+func runWireOn(b *testing.B, h2 bool, run func(b *testing.B, impl wireImpl, env wireEnv)) {
+	ts := newTLSServer(h2)
 	defer ts.srv.Close()
 	k := *round % len(wireImpls)
 	for _, impl := range append(wireImpls[k:], wireImpls[:k:k]...) {
@@ -266,6 +275,27 @@ func BenchmarkFingerprintedGet(b *testing.B) {
 		c := impl.new(b, env)
 		defer c.close()
 		getH2(b, c, env.ts.srv.URL) // the connection, outside the timing
+		b.ReportAllocs()
+		cpu, ok := processCPU()
+		for b.Loop() {
+			if _, err := c.get(ctx, env.ts.srv.URL); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cpuPerOp(b, cpu, ok)
+	})
+}
+
+// BenchmarkFingerprintedGetHTTP1 is BenchmarkFingerprintedGet against a
+// server that picks http/1.1 in ALPN: one kept-alive HTTP/1.1 connection
+// over TLS, which roster's session writes with its own HTTP/1.1 client and
+// tls-client with fhttp's.
+func BenchmarkFingerprintedGetHTTP1(b *testing.B) {
+	ctx := context.Background()
+	runWireOn(b, false, func(b *testing.B, impl wireImpl, env wireEnv) {
+		c := impl.new(b, env)
+		defer c.close()
+		getProto(b, c, env.ts.srv.URL, 1) // the connection, outside the timing
 		b.ReportAllocs()
 		cpu, ok := processCPU()
 		for b.Loop() {

@@ -262,15 +262,15 @@ func (ft *fpTransport) CloseIdleConnections() {
 func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	var h2conn net.Conn // dialled, and h2 picked: for fhttp
-	switch {
-	case ft.ownHTTP1(req) || ft.knownHTTP1(req):
+	switch ft.route(req) {
+	case routeHTTP1:
 		resp, err := ft.h1.roundTrip(req, nil)
 		var picked *errPickedH2
 		if !errors.As(err, &picked) {
 			return resp, err
 		}
 		h2conn = picked.conn // the server has moved to HTTP/2
-	case ft.firstContact(req):
+	case routeDialFirst:
 		c, err := ft.dialTLS(ctx, "tcp", canonicalAddr(req.URL))
 		if err != nil {
 			closeRequestBody(req)
@@ -362,34 +362,39 @@ func (ft *fpTransport) ownHTTP1(req *http.Request) bool {
 	return !upgrade
 }
 
-// knownHTTP1 reports whether req, to an https server, goes over HTTP/1.1:
-// ALPN offers only http/1.1 (ForceHTTP1), or the server answered over
-// HTTP/1.1 before. Upgrades go through fhttp.
-func (ft *fpTransport) knownHTTP1(req *http.Request) bool {
+// A route is the way RoundTrip sends a request.
+type route int
+
+const (
+	routeFHTTP     route = iota // fhttp: HTTP/2, upgrades, http:// through an HTTP proxy
+	routeHTTP1                  // the own HTTP/1.1 client
+	routeDialFirst              // https to a server not known yet: dial, then ALPN decides
+)
+
+// route picks req's way: the own HTTP/1.1 client for http:// it can carry
+// (ownHTTP1) and for https whose server answered over HTTP/1.1 before or
+// under ForceHTTP1 (ALPN offers only http/1.1); a dial first for https to
+// a server whose protocol is not known; fhttp for the rest.
+func (ft *fpTransport) route(req *http.Request) route {
+	if ft.ownHTTP1(req) {
+		return routeHTTP1
+	}
 	if req.URL.Scheme != "https" {
-		return false
+		return routeFHTTP
 	}
 	if _, upgrade := req.Header["Upgrade"]; upgrade {
-		return false
+		return routeFHTTP
 	}
 	if ft.h.s.config.ForceHTTP1 {
-		return true
+		return routeHTTP1
 	}
-	_, h1 := ft.protocolOf(req.URL)
-	return h1
-}
-
-// firstContact reports whether req is an https request (not an upgrade)
-// to a server whose protocol the session does not know.
-func (ft *fpTransport) firstContact(req *http.Request) bool {
-	if req.URL.Scheme != "https" {
-		return false
+	switch h2, h1 := ft.protocolOf(req.URL); {
+	case h1:
+		return routeHTTP1
+	case h2:
+		return routeFHTTP
 	}
-	if _, upgrade := req.Header["Upgrade"]; upgrade {
-		return false
-	}
-	h2, h1 := ft.protocolOf(req.URL)
-	return !h2 && !h1
+	return routeDialFirst
 }
 
 // negotiated returns the ALPN protocol of a connection dialTLS made.
