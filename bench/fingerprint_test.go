@@ -4,10 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
+	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -26,25 +31,90 @@ const fpPreset = protocol.DefaultPreset
 // net/http's own, HTTP/2 by ALPN (or HTTP/1.1 only), answering every
 // request with five bytes.
 type tlsServer struct {
-	srv   *httptest.Server
+	srv   *httptest.Server // nil when it runs in a child process
+	url   string
 	caPEM string         // the server's certificate, for roster's CACerts
 	pool  *x509.CertPool // the same, for the others
+	close func()
 }
 
+// serverProcess puts the fingerprinted workloads' server in a child
+// process (this test binary again, BENCH_TLS_CHILD set): cpu-ns/op is then
+// the client's CPU alone, and the client and server do not share the
+// scheduler, as they do not outside a benchmark.
+var serverProcess = flag.Bool("server-process", false, "run the fingerprinted workloads' TLS server in a child process")
+
 func newTLSServer(h2 bool) *tlsServer {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "hello")
-	}))
-	srv.EnableHTTP2 = h2
-	srv.StartTLS()
+	srv := startTLSServer(h2)
 	cert := srv.Certificate()
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	return &tlsServer{
 		srv:   srv,
+		url:   srv.URL,
 		caPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})),
 		pool:  pool,
+		close: srv.Close,
 	}
+}
+
+func startTLSServer(h2 bool) *httptest.Server {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello")
+	}))
+	srv.EnableHTTP2 = h2
+	srv.StartTLS()
+	return srv
+}
+
+// tlsChild is the server process of -server-process: it prints its URL
+// and certificate (PEM, base64) on one line and serves until its stdin
+// ends.
+func tlsChild(proto string) {
+	srv := startTLSServer(proto == "h2")
+	defer srv.Close()
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	fmt.Println(srv.URL, base64.StdEncoding.EncodeToString(cert))
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+// newTLSServerProcess starts tlsChild in a child process.
+func newTLSServerProcess(b testing.TB, h2 bool) *tlsServer {
+	proto := "h1"
+	if h2 {
+		proto = "h2"
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "BENCH_TLS_CHILD="+proto)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	stop := func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	}
+	var url, certB64 string
+	if _, err := fmt.Fscan(stdout, &url, &certB64); err != nil {
+		stop()
+		b.Fatalf("the server process: %v", err)
+	}
+	certPEM, err := base64.StdEncoding.DecodeString(certB64)
+	if err != nil {
+		stop()
+		b.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	return &tlsServer{url: url, caPEM: string(certPEM), pool: pool, close: stop}
 }
 
 // wireClient is one contender of the fingerprinted workloads: get sends
@@ -239,8 +309,13 @@ func runWire(b *testing.B, run func(b *testing.B, impl wireImpl, env wireEnv)) {
 }
 
 func runWireOn(b *testing.B, h2 bool, run func(b *testing.B, impl wireImpl, env wireEnv)) {
-	ts := newTLSServer(h2)
-	defer ts.srv.Close()
+	var ts *tlsServer
+	if *serverProcess {
+		ts = newTLSServerProcess(b, h2)
+	} else {
+		ts = newTLSServer(h2)
+	}
+	defer ts.close()
 	k := *round % len(wireImpls)
 	for _, impl := range append(wireImpls[k:], wireImpls[:k:k]...) {
 		b.Run("impl="+impl.name, func(b *testing.B) {
@@ -274,11 +349,11 @@ func BenchmarkFingerprintedGet(b *testing.B) {
 	runWire(b, func(b *testing.B, impl wireImpl, env wireEnv) {
 		c := impl.new(b, env)
 		defer c.close()
-		getH2(b, c, env.ts.srv.URL) // the connection, outside the timing
+		getH2(b, c, env.ts.url) // the connection, outside the timing
 		b.ReportAllocs()
 		cpu, ok := processCPU()
 		for b.Loop() {
-			if _, err := c.get(ctx, env.ts.srv.URL); err != nil {
+			if _, err := c.get(ctx, env.ts.url); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -295,11 +370,11 @@ func BenchmarkFingerprintedGetHTTP1(b *testing.B) {
 	runWireOn(b, false, func(b *testing.B, impl wireImpl, env wireEnv) {
 		c := impl.new(b, env)
 		defer c.close()
-		getProto(b, c, env.ts.srv.URL, 1) // the connection, outside the timing
+		getProto(b, c, env.ts.url, 1) // the connection, outside the timing
 		b.ReportAllocs()
 		cpu, ok := processCPU()
 		for b.Loop() {
-			if _, err := c.get(ctx, env.ts.srv.URL); err != nil {
+			if _, err := c.get(ctx, env.ts.url); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -327,13 +402,13 @@ func BenchmarkFingerprintedHandshake(b *testing.B) {
 				env := env
 				env.skipVerify = verify == "skip"
 				c := impl.new(b, env)
-				getH2(b, c, env.ts.srv.URL)
+				getH2(b, c, env.ts.url)
 				c.close()
 				b.ReportAllocs()
 				cpu, ok := processCPU()
 				for b.Loop() {
 					c := impl.new(b, env)
-					if _, err := c.get(ctx, env.ts.srv.URL); err != nil {
+					if _, err := c.get(ctx, env.ts.url); err != nil {
 						b.Fatal(err)
 					}
 					c.close()

@@ -3,6 +3,7 @@ package bench
 import (
 	"flag"
 	"math/bits"
+	"os"
 	"sync"
 	"testing"
 
@@ -12,6 +13,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if proto := os.Getenv("BENCH_TLS_CHILD"); proto != "" {
+		tlsChild(proto) // the server process of -server-process
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 
