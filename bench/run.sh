@@ -10,7 +10,7 @@
 #
 # Environment:
 #   COUNT        rounds of the light workloads (Get, Churn, NewID, Request,
-#                FingerprintedGet, FingerprintedHandshake); default 6
+#                FingerprintedGet, FingerprintedGetHTTP1, FingerprintedHandshake); default 6
 #   HEAVY_COUNT  rounds of the 1M-entry workloads (GetLatency, Sweep,
 #                BytesPer*); default COUNT/2, rounded up
 #   BENCHTIME    -benchtime of the light workloads; default 1s
@@ -65,7 +65,7 @@ start=$SECONDS
 for ((i = 1; i <= COUNT || i <= HEAVY_COUNT; i++)); do
 	echo "round $i (light $COUNT, heavy $HEAVY_COUNT)" >&2
 	if ((i <= COUNT)); then
-		run '^Benchmark(Get|GetMiss|Churn|NewID|Request|FingerprintedGet|FingerprintedHandshake)$' -test.cpu="$CPU" -test.benchtime="$BENCHTIME" -test.benchmem -round="$i"
+		run '^Benchmark(Get|GetMiss|Churn|NewID|Request|FingerprintedGet|FingerprintedGetHTTP1|FingerprintedHandshake)$' -test.cpu="$CPU" -test.benchtime="$BENCHTIME" -test.benchmem -round="$i"
 	fi
 	if ((i <= HEAVY_COUNT)); then
 		# One op is one 50 ms tick, one sweep, one 1M build.
