@@ -110,8 +110,7 @@ type Preset struct {
 
 	// OmitOnHTTP1 lists headers, lowercase, that the browser sends over
 	// HTTP/2 only (Chrome's priority, Firefox's te). A fingerprinted
-	// transport leaves them out of requests it knows go over HTTP/1.1:
-	// plain http:// without forceHTTP2, or any with forceHTTP1.
+	// transport leaves them out of requests it writes over HTTP/1.1.
 	OmitOnHTTP1 []string
 
 	// OmitOnInsecure lists headers, lowercase, that the browser leaves

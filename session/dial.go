@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"unicode/utf8"
 
+	"golang.org/x/net/idna"
 	"golang.org/x/net/proxy"
 )
 
@@ -137,15 +139,33 @@ func (h *httpState) connect(ctx context.Context, pu *url.URL, addr string) (net.
 	return c, nil
 }
 
-// canonicalAddr returns the proxy's host:port, with the scheme's default
-// port if it has none.
+// canonicalAddr returns u's host:port as net/http (and fhttp) dial it: the
+// scheme's default port if it has none, and an internationalised name in
+// its ASCII (punycode) form, so that ConnectTo, DNS and SNI see that form.
 func canonicalAddr(u *url.URL) string {
-	if u.Port() != "" {
+	host := u.Hostname()
+	ascii := true
+	for i := 0; i < len(host); i++ {
+		if host[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if !ascii {
+		if a, err := idna.Lookup.ToASCII(host); err == nil {
+			host = a
+		}
+	}
+	port := u.Port()
+	if port == "" {
+		port = defaultPorts[u.Scheme]
+	} else if ascii {
 		return u.Host
 	}
-	port := map[string]string{"http": "80", "https": "443", "socks5": "1080", "socks5h": "1080"}[u.Scheme]
-	return net.JoinHostPort(u.Hostname(), port)
+	return net.JoinHostPort(host, port)
 }
+
+var defaultPorts = map[string]string{"http": "80", "https": "443", "socks5": "1080", "socks5h": "1080"}
 
 // directDialer is the session's own dialer, as x/net/proxy wants it.
 type directDialer httpState

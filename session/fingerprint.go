@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,7 +45,8 @@ type tcpTransport interface {
 type fpTransport struct {
 	h   *httpState
 	p   *preset.Preset
-	t1  *fhttp.Transport // HTTP/1.1, and HTTP/2 when ALPN picks it
+	t1  *fhttp.Transport // dials; HTTP/1.1 for upgrades and HTTP proxies
+	t2  *http2.Transport // t1's HTTP/2 connections; nil under ForceHTTP1
 	h2c *http2.Transport // ForceHTTP2 on http://: HTTP/2 by prior knowledge
 	h1  *h1Transport     // http:// without an HTTP proxy
 	// h1Direct says the session had no HTTP proxy when this transport was
@@ -66,15 +66,7 @@ type fpTransport struct {
 	// lower maps the canonical keys of the session's default headers to
 	// their lowercase form, for requests that go over HTTP/2.
 	lower map[string]string
-	// h2 maps authorities (host:port) to whether their last answer came
-	// over HTTP/2, for at most h2Remembered of them.
-	h2mu sync.Mutex
-	h2   map[string]bool
 }
-
-// h2Remembered bounds fpTransport.h2: a session that visits more hosts
-// forgets them all and learns again, one request each.
-const h2Remembered = 256
 
 func (h *httpState) newFPTransport() *fpTransport {
 	cfg := h.s.config
@@ -134,6 +126,7 @@ func (h *httpState) newFPTransport() *fpTransport {
 			panic("session: " + err.Error())
 		}
 		ft.shapeHTTP2(t2, idleTimeout)
+		ft.t2 = t2
 	}
 	if cfg.ForceHTTP2 {
 		ft.h2c = &http2.Transport{
@@ -189,7 +182,9 @@ func (ft *fpTransport) proxy(req *fhttp.Request) (*url.URL, error) {
 }
 
 // dialTLS opens a connection to addr, through the session's proxy if any,
-// and runs the browser's TLS handshake on it.
+// and runs the browser's TLS handshake on it; or, for fhttp's dial for a
+// request that the own client handed over (see handOver), returns the
+// connection it dialled.
 func (ft *fpTransport) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
 	if d, ok := ctx.Value(dialedKey{}).(*dialed); ok && d.addr == addr {
 		if c := d.take(); c != nil {
@@ -254,41 +249,79 @@ func (ft *fpTransport) CloseIdleConnections() {
 // RoundTrip sends req over the session's own HTTP/1.1 client if that can
 // carry it, else over fhttp, translating the response back.
 //
-// An https request to a server whose protocol the session does not know
-// yet dials first, with the browser's handshake, and lets ALPN choose:
-// http/1.1 keeps the connection for the own client, h2 hands it to fhttp
-// (see dialed). So every HTTP/1.1 request over TLS, the first included,
-// is written by the own client, in the browser's spelling.
+// An https request goes over a cached HTTP/2 connection to its server if
+// fhttp has one; if not, the own client takes it: it reuses an idle
+// HTTP/1.1 connection or dials one with the browser's handshake, and if
+// ALPN picks h2 on that connection it hands the request and the
+// connection to fhttp (see dialed). So every HTTP/1.1 request over TLS,
+// the first included, is written by the own client in the browser's
+// spelling, and HTTP/2 by fhttp, on the connection the own client dialled.
 func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	var h2conn net.Conn // dialled, and h2 picked: for fhttp
 	switch ft.route(req) {
 	case routeHTTP1:
-		resp, err := ft.h1.roundTrip(req, nil)
+		resp, err := ft.h1.roundTrip(req)
 		var picked *errPickedH2
 		if !errors.As(err, &picked) {
 			return resp, err
 		}
-		h2conn = picked.conn // the server has moved to HTTP/2
-	case routeDialFirst:
-		c, err := ft.dialTLS(ctx, "tcp", canonicalAddr(req.URL))
-		if err != nil {
+		return ft.handOver(picked)
+	case routeHTTPS:
+		if err := checkTarget(req); err != nil {
 			closeRequestBody(req)
 			return nil, err
 		}
-		if negotiated(c) != "h2" {
-			ft.noteProtocol(req.URL, false)
-			return ft.h1.roundTrip(req, c)
+		fresp, err := ft.t2.RoundTrip(ft.request(req.Context(), req, false, true))
+		if !errors.Is(err, http2.ErrNoCachedConn) {
+			return ft.response(req, fresp, err)
 		}
-		h2conn = c
+		resp, err := ft.h1.roundTrip(req)
+		var picked *errPickedH2
+		if !errors.As(err, &picked) {
+			return resp, err
+		}
+		return ft.handOver(picked)
 	}
-	if h2conn != nil {
-		ft.noteProtocol(req.URL, true)
-		d := &dialed{addr: canonicalAddr(req.URL)}
-		d.conn.Store(&h2conn)
-		ctx = context.WithValue(ctx, dialedKey{}, d)
-		defer d.drop()
+	if err := checkTarget(req); err != nil {
+		closeRequestBody(req)
+		return nil, err
 	}
+	h2 := ft.h2c != nil && req.URL.Scheme == "http"
+	freq := ft.request(req.Context(), req, ft.http1Only(req.URL), h2)
+	if h2 {
+		fresp, err := ft.h2c.RoundTrip(freq)
+		return ft.response(req, fresp, err)
+	}
+	fresp, err := ft.t1.RoundTrip(freq)
+	return ft.response(req, fresp, err)
+}
+
+// handOver sends the request of picked over HTTP/2 on the connection the
+// own client dialled for it: fhttp's dial for the request takes it.
+func (ft *fpTransport) handOver(picked *errPickedH2) (*http.Response, error) {
+	req := picked.req
+	d := &dialed{addr: canonicalAddr(req.URL)}
+	d.conn.Store(&picked.conn)
+	defer d.drop()
+	ctx := context.WithValue(req.Context(), dialedKey{}, d)
+	fresp, err := ft.t1.RoundTrip(ft.request(ctx, req, false, true))
+	return ft.response(req, fresp, err)
+}
+
+// checkTarget refuses a request-target that would not survive the wire:
+// url.Parse keeps spaces and control characters in a query as they are.
+// (The own HTTP/1.1 client checks the same in check.)
+func checkTarget(req *http.Request) error {
+	for _, s := range []string{req.URL.RawQuery, req.URL.Opaque} {
+		if strings.IndexFunc(s, isCTLOrSpace) >= 0 {
+			return fmt.Errorf("%w: space or control character in the request target %q", errBadHeader, req.URL.RequestURI())
+		}
+	}
+	return nil
+}
+
+// request translates req for fhttp, with ctx: its header as header builds
+// it for HTTP/1.1 (http1) or HTTP/2 (h2).
+func (ft *fpTransport) request(ctx context.Context, req *http.Request, http1, h2 bool) *fhttp.Request {
 	// WithContext is the only way to set an fhttp.Request's context, and it
 	// copies the request and clones its URL: called on an empty request,
 	// it copies nothing. The URL is shared, as net/http's WithContext
@@ -299,8 +332,7 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	freq.Proto = req.Proto
 	freq.ProtoMajor = req.ProtoMajor
 	freq.ProtoMinor = req.ProtoMinor
-	h2, h1 := ft.protocolOf(req.URL)
-	freq.Header = ft.header(req.Header, ft.h.defaultsFor(req.URL), h1 || ft.http1Only(req.URL), h2)
+	freq.Header = ft.header(req.Header, ft.h.defaultsFor(req.URL), http1, h2)
 	freq.Body = req.Body
 	freq.GetBody = req.GetBody
 	freq.ContentLength = req.ContentLength
@@ -308,20 +340,13 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	freq.Close = req.Close
 	freq.Host = req.Host
 	freq.Trailer = fhttp.Header(req.Trailer)
-	var (
-		fresp *fhttp.Response
-		err   error
-	)
-	if ft.h2c != nil && req.URL.Scheme == "http" {
-		fresp, err = ft.h2c.RoundTrip(freq)
-	} else {
-		fresp, err = ft.t1.RoundTrip(freq)
-	}
+	return freq
+}
+
+// response translates fhttp's answer to req back.
+func (ft *fpTransport) response(req *http.Request, fresp *fhttp.Response, err error) (*http.Response, error) {
 	if err != nil {
 		return nil, err
-	}
-	if req.URL.Scheme == "https" && (fresp.ProtoMajor == 2 && !h2 || fresp.ProtoMajor == 1 && !h1) {
-		ft.noteProtocol(req.URL, fresp.ProtoMajor == 2)
 	}
 	resp := &http.Response{
 		Status:           fresp.Status,
@@ -366,15 +391,15 @@ func (ft *fpTransport) ownHTTP1(req *http.Request) bool {
 type route int
 
 const (
-	routeFHTTP     route = iota // fhttp: HTTP/2, upgrades, http:// through an HTTP proxy
-	routeHTTP1                  // the own HTTP/1.1 client
-	routeDialFirst              // https to a server not known yet: dial, then ALPN decides
+	routeFHTTP route = iota // fhttp: upgrades, h2c, http:// through an HTTP proxy
+	routeHTTP1              // the own HTTP/1.1 client
+	routeHTTPS              // a cached HTTP/2 connection, else the own client
 )
 
 // route picks req's way: the own HTTP/1.1 client for http:// it can carry
-// (ownHTTP1) and for https whose server answered over HTTP/1.1 before or
-// under ForceHTTP1 (ALPN offers only http/1.1); a dial first for https to
-// a server whose protocol is not known; fhttp for the rest.
+// (ownHTTP1) and for https under ForceHTTP1 (ALPN offers only http/1.1);
+// fhttp for upgrades and the rest of http://; for other https, fhttp's
+// HTTP/2 if it has a connection, else the own client.
 func (ft *fpTransport) route(req *http.Request) route {
 	if ft.ownHTTP1(req) {
 		return routeHTTP1
@@ -385,16 +410,10 @@ func (ft *fpTransport) route(req *http.Request) route {
 	if _, upgrade := req.Header["Upgrade"]; upgrade {
 		return routeFHTTP
 	}
-	if ft.h.s.config.ForceHTTP1 {
+	if ft.t2 == nil { // ForceHTTP1
 		return routeHTTP1
 	}
-	switch h2, h1 := ft.protocolOf(req.URL); {
-	case h1:
-		return routeHTTP1
-	case h2:
-		return routeFHTTP
-	}
-	return routeDialFirst
+	return routeHTTPS
 }
 
 // negotiated returns the ALPN protocol of a connection dialTLS made.
@@ -431,9 +450,9 @@ func (d *dialed) drop() {
 	}
 }
 
-// http1Only reports whether a request to u surely goes over HTTP/1.1.
-// (An https request whose server picks http/1.1 by ALPN is known only once
-// connected; it keeps the HTTP/2-only headers.)
+// http1Only reports whether a request to u that fhttp carries surely goes
+// over HTTP/1.1. (fhttp carries https only for upgrades, whose protocol
+// ALPN decides; they keep the HTTP/2-only headers.)
 func (ft *fpTransport) http1Only(u *url.URL) bool {
 	cfg := ft.h.s.config
 	return cfg.ForceHTTP1 || u.Scheme == "http" && !cfg.ForceHTTP2
@@ -444,8 +463,8 @@ func (ft *fpTransport) http1Only(u *url.URL) bool {
 // an order, the request's own (HeaderOrderKey) or the preset's. A keep-alive Connection header is added as browsers send
 // it over HTTP/1.1; HTTP/2 drops it.
 //
-// For an authority known to answer over HTTP/2 (h2) every name is in lower
-// case, as HTTP/2 sends it anyway: fhttp's HTTP/2 writer sorts the header
+// For a request that goes over HTTP/2 (h2) every name is in lower case, as
+// HTTP/2 sends it anyway: fhttp's HTTP/2 writer sorts the header
 // with a comparison that lowercases both names each time, and a name
 // already in lower case costs it no allocation (about half of a request's
 // allocations otherwise).
@@ -552,36 +571,6 @@ var fhttpCanonical = map[string]bool{
 	"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Trailer": true,
 	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Upgrade": true,
 	"Expect": true, "Te": true,
-}
-
-// protocolOf reports whether u's authority answered over HTTP/2 (h2) or
-// HTTP/1.1 (h1) last time; neither if it is not known. A request to an
-// HTTP/2 server builds its header in lower case; one to an HTTP/1.1 server
-// leaves out the headers the browser sends over HTTP/2 only, as the
-// browser does once it knows.
-func (ft *fpTransport) protocolOf(u *url.URL) (h2, h1 bool) {
-	if ft.h.s.config.ForceHTTP1 {
-		return false, false
-	}
-	if u.Scheme != "https" {
-		return ft.h2c != nil, false // prior knowledge
-	}
-	// Even under ForceHTTP2 an https server that ignores ALPN answers
-	// over HTTP/1.1: only an answer tells.
-	ft.h2mu.Lock()
-	v, ok := ft.h2[u.Host]
-	ft.h2mu.Unlock()
-	return ok && v, ok && !v
-}
-
-// noteProtocol records whether u's authority answered over HTTP/2.
-func (ft *fpTransport) noteProtocol(u *url.URL, h2 bool) {
-	ft.h2mu.Lock()
-	defer ft.h2mu.Unlock()
-	if ft.h2 == nil || len(ft.h2) >= h2Remembered {
-		ft.h2 = make(map[string]bool)
-	}
-	ft.h2[u.Host] = h2
 }
 
 // withConnHeaders puts host and connection first in an order that does not

@@ -43,12 +43,11 @@ import (
 // alongside the read only when there is one.
 //
 // Its pool follows the session's MaxConnsPerHost, MaxIdleConnsPerHost and
-// IdleConnTimeout, as net/http's does (a connection dialled before the
-// server's protocol was known joins it even past MaxConnsPerHost), and it
-// keeps net/http's rules where a user would notice: requests are checked
-// before they are written, a request is sent twice only if net/http would
-// send it twice, and the session's close ends its requests (abortAll), so
-// that plain http:// requests need no context of their own for it.
+// IdleConnTimeout, as net/http's does, and it keeps net/http's rules where
+// a user would notice: requests are checked before they are written, a
+// request is sent twice only if net/http would send it twice, and the
+// session's close ends its requests (abortAll), so that plain http://
+// requests need no context of their own for it.
 type h1Transport struct {
 	ft          *fpTransport
 	maxConns    int // per host; 0: no limit
@@ -135,20 +134,23 @@ type h1Conn struct {
 // response came: the server had closed it while it was idle.
 var errStale = errors.New("session: idle connection closed by the server")
 
-// errPickedH2 is roundTrip's error when the server of an https request,
-// known to speak HTTP/1.1, picked h2 in ALPN on a new connection: the
-// request was not sent, and its body is untouched. The caller sends it
-// over HTTP/2 on conn.
-type errPickedH2 struct{ conn net.Conn }
+// errPickedH2 is roundTrip's error when the server of an https request
+// picked h2 in ALPN on the connection dialled for it: req (the request, or
+// the copy a replay made) was not sent, and its body is untouched. The
+// caller sends it over HTTP/2 on conn.
+type errPickedH2 struct {
+	conn net.Conn
+	req  *http.Request
+}
 
 func (e *errPickedH2) Error() string { return "session: the server picked h2" }
 
-// roundTrip sends req, which reaches an http:// target or an https one
-// that speaks HTTP/1.1, over a pooled connection, or over first if not nil:
-// a connection just dialled for it, which joins the pool. A request that
-// fails on a connection the server had closed while idle is sent once
-// more on a new one if it can be replayed.
-func (t *h1Transport) roundTrip(req *http.Request, first net.Conn) (*http.Response, error) {
+// roundTrip sends req, to an http:// target or an https one, over a pooled
+// connection or a new one. A request that fails on a connection the server
+// had closed while idle is sent once more on a new one if it can be
+// replayed. If the server of an https request picks h2 on the new
+// connection, roundTrip returns *errPickedH2.
+func (t *h1Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	ruri, err := t.check(req)
 	if err == nil && ctx.Err() != nil {
@@ -156,23 +158,15 @@ func (t *h1Transport) roundTrip(req *http.Request, first net.Conn) (*http.Respon
 	}
 	if err != nil {
 		closeRequestBody(req)
-		if first != nil {
-			_ = first.Close()
-		}
 		return nil, err
 	}
 	key := h1Key{canonicalAddr(req.URL), req.URL.Scheme == "https"}
 	replay := replayable(req)
 	for {
-		var c *h1Conn
-		if first != nil {
-			c, err = t.adopt(key, first)
-			first = nil
-		} else {
-			c, err = t.get(ctx, key)
-		}
+		c, err := t.get(ctx, key)
 		if picked := (*errPickedH2)(nil); errors.As(err, &picked) {
-			return nil, err // the body goes over HTTP/2
+			picked.req = req // the body goes over HTTP/2
+			return nil, err
 		}
 		if err != nil {
 			closeRequestBody(req)
@@ -241,23 +235,6 @@ func (t *h1Transport) newConn(hp *h1Host, nc net.Conn) *h1Conn {
 	c.tls, _ = nc.(*utls.Conn)
 	t.busy[c] = struct{}{}
 	return c
-}
-
-// adopt takes nc, a connection dialled for a request to key, into the
-// pool, busy. It may take the host past MaxConnsPerHost: requests to a
-// server whose protocol is not known yet dial without waiting, as fhttp's
-// would.
-func (t *h1Transport) adopt(key h1Key, nc net.Conn) (*h1Conn, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		_ = nc.Close()
-		return nil, context.Cause(t.ft.h.closed)
-	}
-	hp := t.host(key)
-	hp.open++
-	t.dials.Add(1)
-	return t.newConn(hp, nc), nil
 }
 
 // get returns an idle connection to key, or dials one, waiting for a free

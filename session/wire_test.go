@@ -2,14 +2,20 @@ package session
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,7 +115,7 @@ func TestPresetsMatchCaptures(t *testing.T) {
 // the browser sent, but for the User-Agent, which is the headful
 // browser's (headless Chromium says HeadlessChrome). Both the first
 // request to a server and the next (which, the server known to speak
-// HTTP/2, builds the header in lower case) send the same.
+// HTTP/2, goes over the cached connection) send the same.
 func TestPresetHeaderValuesMatchCaptures(t *testing.T) {
 	srv, base := fpServer(t)
 	m, _ := newTestManager(t)
@@ -122,14 +128,8 @@ func TestPresetHeaderValuesMatchCaptures(t *testing.T) {
 				checkHeaderValues(t, loadCapture(t, captureName).Connections[0].HTTP2.Headers, fetchResult(t, s, srv.URL()).HTTP2.Headers)
 			})
 		}
-		h, _ := s.http()
-		if ft := h.tcp.Load().tcpTransport.(*fpTransport); !must2(ft.protocolOf(mustURL(t, srv.URL()))) {
-			t.Errorf("%s: the server's HTTP/2 was not remembered", name)
-		}
 	}
 }
-
-func must2(h2, _ bool) bool { return h2 }
 
 func mustURL(t *testing.T, s string) *url.URL {
 	t.Helper()
@@ -233,28 +233,88 @@ func TestFirstContactOneConnection(t *testing.T) {
 	}
 }
 
-// TestKnownHTTP1ServerPicksH2: a server remembered as HTTP/1.1 that now
-// picks h2 gets the request over HTTP/2, on the connection the own client
-// dialled (one handshake), and is remembered as HTTP/2.
-func TestKnownHTTP1ServerPicksH2(t *testing.T) {
-	srv, base := fpServer(t)
+// switchingServer is an https server whose first connection offers only
+// http/1.1 in ALPN and every later one h2 as well, as a server that moved
+// to HTTP/2 (or a load balancer with mixed backends). handshakes counts
+// its connections; body records what each request carried.
+type switchingServer struct {
+	*httptest.Server
+	handshakes atomic.Int32
+}
+
+func newSwitchingServer(t *testing.T, h http.HandlerFunc) (*switchingServer, *protocol.SessionConfig) {
+	ss := &switchingServer{Server: httptest.NewUnstartedServer(h)}
+	ss.EnableHTTP2 = true
+	ss.TLS = &tls.Config{}
+	ss.TLS.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		c := ss.TLS.Clone()
+		c.GetConfigForClient = nil
+		if ss.handshakes.Add(1) == 1 {
+			c.NextProtos = []string{"http/1.1"}
+		} else {
+			c.NextProtos = []string{"h2", "http/1.1"}
+		}
+		return c, nil
+	}
+	ss.StartTLS()
+	t.Cleanup(ss.Close)
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ss.Certificate().Raw})
+	return ss, &protocol.SessionConfig{Preset: "chrome-latest", CACerts: string(ca)}
+}
+
+// TestHTTP1ServerNowPicksH2: when the connection the own client dials to
+// a server it spoke HTTP/1.1 with picks h2, the request goes over HTTP/2
+// on that connection (no second handshake), and the next one too.
+func TestHTTP1ServerNowPicksH2(t *testing.T) {
+	ss, cfg := newSwitchingServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, r.Proto) })
 	m, _ := newTestManager(t)
-	cfg := base
-	cfg.Preset = "chrome-latest"
-	s := newSessionFor(t, m, &cfg)
-	h, _ := s.http()
-	ft := h.tcp.Load().tcpTransport.(*fpTransport)
-	u := mustURL(t, srv.URL())
-	ft.noteProtocol(u, false)
-	resp, body := get(t, s, srv.URL()+"?q=1")
-	if resp.ProtoMajor != 2 || !strings.Contains(body, `"protocol": "h2"`) {
-		t.Fatalf("%s, want HTTP/2:\n%.300s", resp.Proto, body)
+	s := newSessionFor(t, m, cfg)
+	if resp, body := get(t, s, ss.URL); body != "HTTP/1.1" || resp.TLS.NegotiatedProtocol != "http/1.1" {
+		t.Fatalf("first GET: %q over %q, want HTTP/1.1", body, resp.TLS.NegotiatedProtocol)
 	}
-	if n := len(srv.Hellos()); n != 1 {
-		t.Errorf("%d handshakes, want 1: the connection the own client dialled was not handed over", n)
+	ownH1(t, s).closeIdle()
+	for i := 2; i <= 3; i++ {
+		if resp, body := get(t, s, ss.URL); body != "HTTP/2.0" || resp.ProtoMajor != 2 {
+			t.Fatalf("GET %d: %q, response %s; want HTTP/2", i, body, resp.Proto)
+		}
 	}
-	if h2, _ := ft.protocolOf(u); !h2 {
-		t.Error("the server is not remembered as HTTP/2")
+	if n := ss.handshakes.Load(); n != 2 {
+		t.Errorf("%d handshakes, want 2: the connection the own client dialled was not handed over", n)
+	}
+}
+
+// TestReplayThenPickedH2: a request replayed after its kept-alive
+// connection turned out closed, whose new connection picks h2, goes over
+// HTTP/2 with the body the replay made, not the spent one.
+func TestReplayThenPickedH2(t *testing.T) {
+	var mu sync.Mutex
+	perConn := map[string]int{}
+	ss, cfg := newSwitchingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		perConn[r.RemoteAddr]++
+		n := perConn[r.RemoteAddr]
+		mu.Unlock()
+		if r.ProtoMajor == 1 && n == 2 {
+			c, _, _ := http.NewResponseController(w).Hijack()
+			_ = c.Close() // closed as the request came, as if while idle
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		_, _ = fmt.Fprintf(w, "%s %q", r.Proto, b)
+	})
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, cfg)
+	get(t, s, ss.URL)
+	req, _ := http.NewRequest(http.MethodPost, ss.URL, strings.NewReader("hello"))
+	req.Header.Set("Idempotency-Key", "k1")
+	resp, err := s.Do(req)
+	if err != nil {
+		t.Fatalf("POST: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != `HTTP/2.0 "hello"` {
+		t.Errorf("the server got %s, want the body over HTTP/2", b)
 	}
 }
 
@@ -437,9 +497,9 @@ func TestRootPoolShared(t *testing.T) {
 	}
 }
 
-// TestH2LowercaseKeysKeepTheWire: requests to a server known to speak
-// HTTP/2 build their header with lowercase keys; what goes on the wire is
-// the same as for the first request: the order (with a request's own
+// TestH2LowercaseKeysKeepTheWire: requests over HTTP/2 build their header
+// with lowercase keys; what goes on the wire is what the browser's
+// spelling would have sent: the order (with a request's own
 // HeaderOrderKey and with extra headers), one Content-Length, and
 // fhttp's refusal of an Upgrade over HTTP/2.
 func TestH2LowercaseKeysKeepTheWire(t *testing.T) {
@@ -452,8 +512,22 @@ func TestH2LowercaseKeysKeepTheWire(t *testing.T) {
 		order []string
 		err   string
 	}
-	send := func(build func() *http.Request) result {
-		resp, err := s.Do(build())
+	h, _ := s.http()
+	ft := h.tcp.Load().tcpTransport.(*fpTransport)
+	send := func(build func() *http.Request, lower bool) result {
+		var resp *http.Response
+		var err error
+		if lower {
+			resp, err = s.Do(build())
+		} else { // fhttp with the browser's spelling
+			req := build()
+			fresp, ferr := ft.t1.RoundTrip(ft.request(req.Context(), req, false, false))
+			resp, err = ft.response(req, fresp, ferr)
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // as Do reports it
+		}
 		if err != nil {
 			return result{err: err.Error()}
 		}
@@ -490,17 +564,10 @@ func TestH2LowercaseKeysKeepTheWire(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			u := mustURL(t, srv.URL())
-			h, _ := s.http()
-			ft := h.tcp.Load().tcpTransport.(*fpTransport)
-			ft.h2mu.Lock()
-			delete(ft.h2, u.Host) // not known: the browser's spelling
-			ft.h2mu.Unlock()
-			first := send(tc.build)
-			ft.noteProtocol(u, true)
-			second := send(tc.build)
+			first := send(tc.build, false)
+			second := send(tc.build, true)
 			if !slices.Equal(first.order, second.order) || first.err != second.err {
-				t.Fatalf("first request:  %q %s\nknown HTTP/2: %q %s", first.order, first.err, second.order, second.err)
+				t.Fatalf("browser's spelling: %q %s\nlower case: %q %s", first.order, first.err, second.order, second.err)
 			}
 			if n := strings.Count(strings.Join(first.order, " "), "content-length"); n > 1 {
 				t.Fatalf("content-length %d times: %q", n, first.order)
@@ -678,5 +745,122 @@ func TestPlainHTTPKeepsConfigHeaders(t *testing.T) {
 		if have[name] != want {
 			t.Errorf("%s: %q, want %q", name, have[name], want)
 		}
+	}
+}
+
+// TestHTTPSConnections: the session opens the connections the browser
+// would: one for requests to one origin however its port is written,
+// within MaxConnsPerHost for concurrent first requests to an HTTP/1.1
+// server, and none for a request it refuses.
+func TestHTTPSConnections(t *testing.T) {
+	m, _ := newTestManager(t)
+	t.Run("default port written or not", func(t *testing.T) {
+		srv, cfg := fpServer(t)
+		cfg.ConnectTo = map[string]string{"localhost:443": srv.Addr()}
+		cfg.Preset = "chrome-latest"
+		s := newSessionFor(t, m, &cfg)
+		fetchResult(t, s, "https://localhost/")
+		fetchResult(t, s, "https://localhost:443/")
+		if n := len(srv.Hellos()); n != 1 {
+			t.Errorf("%d handshakes, want 1", n)
+		}
+	})
+	t.Run("MaxConnsPerHost on first contact", func(t *testing.T) {
+		srv, cfg := fpServer(t, fingerprint.WithALPN("http/1.1"))
+		cfg.Preset = "chrome-latest"
+		cfg.MaxConnsPerHost = 1
+		s := newSessionFor(t, m, &cfg)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				resp, err := s.Get(context.Background(), srv.URL())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			})
+		}
+		wg.Wait()
+		if n := len(srv.Hellos()); n != 1 {
+			t.Errorf("%d connections under MaxConnsPerHost 1", n)
+		}
+	})
+	t.Run("a refused request", func(t *testing.T) {
+		for _, opt := range []fingerprint.Option{fingerprint.WithALPN("http/1.1"), fingerprint.WithALPN("h2")} {
+			srv, cfg := fpServer(t, opt)
+			cfg.Preset = "chrome-latest"
+			s := newSessionFor(t, m, &cfg)
+			req, _ := http.NewRequest(http.MethodGet, srv.URL()+"?a=b c", nil)
+			if _, err := s.Do(req); !errors.Is(err, errBadHeader) {
+				t.Errorf("a space in the query: %v, want errBadHeader", err)
+			}
+			if n := len(srv.Hellos()); n != 0 {
+				t.Errorf("%d handshakes for a refused request", n)
+			}
+			fetchResult(t, s, srv.URL()) // a connection, HTTP/2 or not
+			if _, err := s.Do(req); !errors.Is(err, errBadHeader) {
+				t.Errorf("a space in the query, connected: %v, want errBadHeader", err)
+			}
+		}
+	})
+}
+
+// TestHTTPSInternationalHost: an internationalised name is dialled, looked
+// up in ConnectTo and sent as SNI in its punycode form, over HTTP/1.1 and
+// HTTP/2, as net/http sends it.
+func TestHTTPSInternationalHost(t *testing.T) {
+	m, _ := newTestManager(t)
+	for _, alpn := range []string{"http/1.1", "h2"} {
+		t.Run(alpn, func(t *testing.T) {
+			srv, cfg := fpServer(t, fingerprint.WithALPN(alpn))
+			_, port, _ := net.SplitHostPort(srv.Addr())
+			cfg.ConnectTo = map[string]string{"xn--bcher-kva.test:" + port: srv.Addr()}
+			cfg.CACerts, cfg.InsecureSkipVerify = "", true // the certificate is for localhost
+			cfg.Preset = "chrome-latest"
+			s := newSessionFor(t, m, &cfg)
+			for i := 0; i < 2; i++ {
+				got := fetchResult(t, s, "https://bücher.test:"+port+"/")
+				if got.TLS.ServerName != "xn--bcher-kva.test" || got.Protocol != alpn {
+					t.Errorf("SNI %q over %s, want xn--bcher-kva.test over %s", got.TLS.ServerName, got.Protocol, alpn)
+				}
+			}
+		})
+	}
+}
+
+// TestCloseDuringFirstDial: closing the session while its first https
+// request is in the handshake ends the request with ErrSessionClosed.
+func TestCloseDuringFirstDial(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c // never answers the ClientHello
+	}()
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, &protocol.SessionConfig{Preset: "chrome-latest", InsecureSkipVerify: true})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Get(context.Background(), "https://"+ln.Addr().String()+"/")
+		errc <- err
+	}()
+	c, ok := <-accepted
+	if !ok {
+		t.Fatal("no connection")
+	}
+	defer c.Close()
+	s.Close()
+	if err := <-errc; !errors.Is(err, ErrSessionClosed) {
+		t.Errorf("%v, want ErrSessionClosed", err)
 	}
 }
