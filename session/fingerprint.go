@@ -249,9 +249,10 @@ func (ft *fpTransport) CloseIdleConnections() {
 // RoundTrip sends req over the session's own HTTP/1.1 client if that can
 // carry it, else over fhttp, translating the response back.
 //
-// An https request goes over a cached HTTP/2 connection to its server if
-// fhttp has one; if not, the own client takes it: it reuses an idle
-// HTTP/1.1 connection or dials one with the browser's handshake, and if
+// An https request goes over the own client's HTTP/1.1 connections to its
+// server if it has some, else over a cached HTTP/2 connection of fhttp's;
+// if there is neither, the own client dials one with the browser's
+// handshake (under MaxConnsPerHost, or it waits for a connection), and if
 // ALPN picks h2 on that connection it hands the request and the
 // connection to fhttp (see dialed). So every HTTP/1.1 request over TLS,
 // the first included, is written by the own client in the browser's
@@ -259,7 +260,7 @@ func (ft *fpTransport) CloseIdleConnections() {
 func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch ft.route(req) {
 	case routeHTTP1:
-		resp, err := ft.h1.roundTrip(req)
+		resp, err := ft.h1.roundTrip(req, h1KeyOf(req.URL))
 		var picked *errPickedH2
 		if !errors.As(err, &picked) {
 			return resp, err
@@ -270,11 +271,17 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeRequestBody(req)
 			return nil, err
 		}
-		fresp, err := ft.t2.RoundTrip(ft.request(req.Context(), req, false, true))
-		if !errors.Is(err, http2.ErrNoCachedConn) {
-			return ft.response(req, fresp, err)
+		// The own client's connections say the server speaks HTTP/1.1:
+		// building the request for fhttp to be told it has no HTTP/2
+		// connection would cost a third of the request.
+		key := h1KeyOf(req.URL)
+		if !ft.h1.spokeHTTP1(key) {
+			fresp, err := ft.t2.RoundTrip(ft.request(req.Context(), req, false, true))
+			if !errors.Is(err, http2.ErrNoCachedConn) {
+				return ft.response(req, fresp, err)
+			}
 		}
-		resp, err := ft.h1.roundTrip(req)
+		resp, err := ft.h1.roundTrip(req, key)
 		var picked *errPickedH2
 		if !errors.As(err, &picked) {
 			return resp, err

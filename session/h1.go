@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,6 +99,18 @@ type h1Key struct {
 	tls  bool
 }
 
+func h1KeyOf(u *url.URL) h1Key { return h1Key{canonicalAddr(u), u.Scheme == "https"} }
+
+// spokeHTTP1 reports whether a connection of the pool of key has carried
+// a request to its end, so that the server speaks HTTP/1.1 there, while the
+// pool holds connections.
+func (t *h1Transport) spokeHTTP1(key h1Key) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	hp := t.hosts[key]
+	return hp != nil && hp.spoke
+}
+
 // h1Host is the pool of one host:port, over TLS or not.
 type h1Host struct {
 	key  h1Key
@@ -108,6 +121,7 @@ type h1Host struct {
 	wait  []chan *h1Conn
 	timer *time.Timer // closes idle connections past the timeout
 	armed bool        // timer is set to fire
+	spoke bool        // a connection carried a request to its end (put)
 }
 
 // h1Conn is one connection.
@@ -150,7 +164,7 @@ func (e *errPickedH2) Error() string { return "session: the server picked h2" }
 // had closed while idle is sent once more on a new one if it can be
 // replayed. If the server of an https request picks h2 on the new
 // connection, roundTrip returns *errPickedH2.
-func (t *h1Transport) roundTrip(req *http.Request) (*http.Response, error) {
+func (t *h1Transport) roundTrip(req *http.Request, key h1Key) (*http.Response, error) {
 	ctx := req.Context()
 	ruri, err := t.check(req)
 	if err == nil && ctx.Err() != nil {
@@ -160,7 +174,6 @@ func (t *h1Transport) roundTrip(req *http.Request) (*http.Response, error) {
 		closeRequestBody(req)
 		return nil, err
 	}
-	key := h1Key{canonicalAddr(req.URL), req.URL.Scheme == "https"}
 	replay := replayable(req)
 	for {
 		c, err := t.get(ctx, key)
@@ -361,6 +374,7 @@ func (t *h1Transport) sessionErr() error {
 func (t *h1Transport) put(c *h1Conn) {
 	hp := c.host
 	t.mu.Lock()
+	hp.spoke = true
 	if t.closed {
 		t.mu.Unlock()
 		t.discard(c)
