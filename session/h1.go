@@ -557,8 +557,14 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 		return fail(err, true)
 	}
 	resp, err := http.ReadResponse(c.br, req)
-	// Interim responses (100 Continue, 103 Early Hints) precede the one.
-	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+	// Interim responses (100 Continue, 103 Early Hints) precede the one;
+	// as many as net/http reads, so that a server cannot keep the request
+	// reading them.
+	for n := 0; err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols; n++ {
+		if n == max1xx {
+			err = errors.New("session: too many 1xx informational responses")
+			break
+		}
 		resp, err = http.ReadResponse(c.br, req)
 	}
 	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
@@ -582,6 +588,9 @@ func (t *h1Transport) exchange(ctx context.Context, c *h1Conn, req *http.Request
 	resp.Body = b
 	return resp, nil
 }
+
+// max1xx is how many interim responses a request reads, as net/http.
+const max1xx = 5
 
 // staleIf turns err into errStale if c was reused and nothing of the
 // response came: the server closed the connection while it sat idle.

@@ -762,3 +762,30 @@ func TestDoOnceSchemeMismatch(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnHTTP1Interim: interim responses before the answer are read past,
+// up to net/http's five; a server that sends more fails the request
+// instead of holding it.
+func TestOwnHTTP1Interim(t *testing.T) {
+	for _, tc := range []struct {
+		interim int
+		ok      bool
+	}{{5, true}, {6, false}} {
+		addr := rawServer(t, func(c net.Conn) {
+			if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", tc.interim)+
+				"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		})
+		m, _ := newTestManager(t)
+		s := newSessionFor(t, m, &protocol.SessionConfig{Preset: "chrome-latest"})
+		resp, err := s.Get(context.Background(), addr)
+		if err == nil {
+			resp.Body.Close()
+		}
+		if (err == nil) != tc.ok || err == nil && resp.StatusCode != http.StatusOK {
+			t.Errorf("%d interim responses: %v, want ok=%t", tc.interim, err, tc.ok)
+		}
+	}
+}
