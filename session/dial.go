@@ -143,19 +143,7 @@ func (h *httpState) connect(ctx context.Context, pu *url.URL, addr string) (net.
 // scheme's default port if it has none, and an internationalised name in
 // its ASCII (punycode) form, so that ConnectTo, DNS and SNI see that form.
 func canonicalAddr(u *url.URL) string {
-	host := u.Hostname()
-	ascii := true
-	for i := 0; i < len(host); i++ {
-		if host[i] >= utf8.RuneSelf {
-			ascii = false
-			break
-		}
-	}
-	if !ascii {
-		if a, err := idna.Lookup.ToASCII(host); err == nil {
-			host = a
-		}
-	}
+	host, ascii := asciiHost(u.Hostname())
 	port := u.Port()
 	if port == "" {
 		port = defaultPorts[u.Scheme]
@@ -163,6 +151,34 @@ func canonicalAddr(u *url.URL) string {
 		return u.Host
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// asciiHost returns host in its ASCII form (IDNA's lookup profile:
+// punycode, lower case), and true if it was ASCII already (then host as it
+// is). A host IDNA refuses stays as it is, to fail at the lookup.
+func asciiHost(host string) (string, bool) {
+	for i := 0; i < len(host); i++ {
+		if host[i] >= utf8.RuneSelf {
+			if a, err := idna.Lookup.ToASCII(host); err == nil {
+				return a, false
+			}
+			return host, false
+		}
+	}
+	return host, true
+}
+
+// asciiAuthority returns u.Host with a non-ASCII name in its ASCII form
+// (asciiHost), and true if it was ASCII already.
+func asciiAuthority(u *url.URL) (string, bool) {
+	host, ok := asciiHost(u.Hostname())
+	if ok {
+		return u.Host, true
+	}
+	if p := u.Port(); p != "" {
+		return net.JoinHostPort(host, p), false
+	}
+	return host, false
 }
 
 var defaultPorts = map[string]string{"http": "80", "https": "443", "socks5": "1080", "socks5h": "1080"}

@@ -267,8 +267,10 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return ft.handOver(picked)
 	case routeHTTPS:
-		if err := checkTarget(req); err != nil {
-			closeRequestBody(req)
+		// Checked once for both clients, so that a request is refused
+		// alike whichever would have carried it.
+		ruri, err := ft.h1.checkNow(req)
+		if err != nil {
 			return nil, err
 		}
 		// The own client's connections say the server speaks HTTP/1.1:
@@ -276,12 +278,12 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// connection would cost a third of the request.
 		key := h1KeyOf(req.URL)
 		if !ft.h1.spokeHTTP1(key) {
-			fresp, err := ft.t2.RoundTrip(ft.request(req.Context(), req, false, true))
-			if !errors.Is(err, http2.ErrNoCachedConn) {
-				return ft.response(req, fresp, err)
+			var resp *http.Response
+			if resp, req, err = ft.cachedHTTP2(req); !errors.Is(err, http2.ErrNoCachedConn) {
+				return resp, err
 			}
 		}
-		resp, err := ft.h1.roundTrip(req, key)
+		resp, err := ft.h1.send(req, key, ruri)
 		var picked *errPickedH2
 		if !errors.As(err, &picked) {
 			return resp, err
@@ -302,16 +304,91 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return ft.response(req, fresp, err)
 }
 
-// handOver sends the request of picked over HTTP/2 on the connection the
-// own client dialled for it: fhttp's dial for the request takes it.
+// cachedHTTP2 sends req over fhttp's HTTP/2 connection to its server, if
+// there is one; if not, it returns http2.ErrNoCachedConn and the request
+// to send instead: req, or a copy with its body anew from GetBody when
+// fhttp had sent some of it on a connection that then went away
+// (GOAWAY) and found no other.
+func (ft *fpTransport) cachedHTTP2(req *http.Request) (*http.Response, *http.Request, error) {
+	freq := ft.request(req.Context(), req, false, true)
+	var tb *bodyTracker
+	if req.Body != nil && req.Body != http.NoBody {
+		tb = &bodyTracker{ReadCloser: req.Body}
+		freq.Body = tb
+	}
+	fresp, err := ft.t2.RoundTrip(freq)
+	if !errors.Is(err, http2.ErrNoCachedConn) {
+		if err != nil {
+			closeRequestBody(req) // fhttp's HTTP/2 does not on every error
+		}
+		resp, err := ft.response(req, fresp, err)
+		return resp, req, err
+	}
+	if tb == nil || !tb.used.Load() {
+		return nil, req, err
+	}
+	if req.GetBody == nil {
+		closeRequestBody(req)
+		return nil, req, errors.New("session: cannot rewind the request body after the HTTP/2 connection went away")
+	}
+	body, gerr := req.GetBody()
+	if gerr != nil {
+		return nil, req, gerr
+	}
+	r := new(http.Request)
+	*r = *req
+	r.Body = body
+	return nil, r, err
+}
+
+// bodyTracker records whether a request body was read or closed.
+type bodyTracker struct {
+	io.ReadCloser
+	used atomic.Bool
+}
+
+func (b *bodyTracker) Read(p []byte) (int, error) {
+	b.used.Store(true)
+	return b.ReadCloser.Read(p)
+}
+
+func (b *bodyTracker) Close() error {
+	b.used.Store(true)
+	return b.ReadCloser.Close()
+}
+
+// handOver sends the request of picked over HTTP/2: on the connection the
+// own client dialled for it, which fhttp's dial for the request takes, or
+// (conn nil) on the one another request's dial handed over.
 func (ft *fpTransport) handOver(picked *errPickedH2) (*http.Response, error) {
 	req := picked.req
-	d := &dialed{addr: canonicalAddr(req.URL)}
-	d.conn.Store(&picked.conn)
-	defer d.drop()
-	ctx := context.WithValue(req.Context(), dialedKey{}, d)
+	ctx := req.Context()
+	if picked.conn != nil {
+		d := &dialed{addr: canonicalAddr(req.URL)}
+		d.conn.Store(&picked.conn)
+		defer d.drop()
+		ctx = context.WithValue(ctx, dialedKey{}, d)
+	}
 	fresp, err := ft.t1.RoundTrip(ft.request(ctx, req, false, true))
+	if picked.wake != nil {
+		picked.wake() // the connection is fhttp's now (or failed)
+	}
 	return ft.response(req, fresp, err)
+}
+
+// fhttpURL is u as fhttp should see it: a non-ASCII host in the form
+// canonicalAddr dials (IDNA's lookup profile: punycode, lower case). fhttp
+// files a new HTTP/2 connection under that form but looks connections up
+// under a punycode that keeps upper case, so that a host such as
+// Bücher.test would never find its connection and dial without end.
+func fhttpURL(u *url.URL) *url.URL {
+	a, ok := asciiAuthority(u)
+	if ok {
+		return u
+	}
+	v := *u
+	v.Host = a
+	return &v
 }
 
 // checkTarget refuses a request-target that would not survive the wire:
@@ -335,7 +412,7 @@ func (ft *fpTransport) request(ctx context.Context, req *http.Request, http1, h2
 	// does; fhttp's transports do not change it.
 	freq := new(fhttp.Request).WithContext(ctx)
 	freq.Method = req.Method
-	freq.URL = req.URL
+	freq.URL = fhttpURL(req.URL)
 	freq.Proto = req.Proto
 	freq.ProtoMajor = req.ProtoMajor
 	freq.ProtoMinor = req.ProtoMinor
@@ -346,6 +423,9 @@ func (ft *fpTransport) request(ctx context.Context, req *http.Request, http1, h2
 	freq.TransferEncoding = req.TransferEncoding
 	freq.Close = req.Close
 	freq.Host = req.Host
+	if req.Host == req.URL.Host { // NewRequest copies it
+		freq.Host = freq.URL.Host
+	}
 	freq.Trailer = fhttp.Header(req.Trailer)
 	return freq
 }

@@ -122,6 +122,7 @@ type h1Host struct {
 	timer *time.Timer // closes idle connections past the timeout
 	armed bool        // timer is set to fire
 	spoke bool        // a connection carried a request to its end (put)
+	toH2  bool        // a connection that picked h2 is being handed over
 }
 
 // h1Conn is one connection.
@@ -151,10 +152,13 @@ var errStale = errors.New("session: idle connection closed by the server")
 // errPickedH2 is roundTrip's error when the server of an https request
 // picked h2 in ALPN on the connection dialled for it: req (the request, or
 // the copy a replay made) was not sent, and its body is untouched. The
-// caller sends it over HTTP/2 on conn.
+// caller sends it over HTTP/2 on conn, then calls wake; or, with conn and
+// wake nil, the request waited while another one's connection picked h2,
+// and goes over that one.
 type errPickedH2 struct {
 	conn net.Conn
 	req  *http.Request
+	wake func()
 }
 
 func (e *errPickedH2) Error() string { return "session: the server picked h2" }
@@ -165,15 +169,31 @@ func (e *errPickedH2) Error() string { return "session: the server picked h2" }
 // replayed. If the server of an https request picks h2 on the new
 // connection, roundTrip returns *errPickedH2.
 func (t *h1Transport) roundTrip(req *http.Request, key h1Key) (*http.Response, error) {
-	ctx := req.Context()
+	ruri, err := t.checkNow(req)
+	if err != nil {
+		return nil, err
+	}
+	return t.send(req, key, ruri)
+}
+
+// checkNow is check, and the request's context not ended yet; on an error
+// the request's body is closed.
+func (t *h1Transport) checkNow(req *http.Request) (string, error) {
 	ruri, err := t.check(req)
-	if err == nil && ctx.Err() != nil {
-		err = context.Cause(ctx)
+	if err == nil && req.Context().Err() != nil {
+		err = context.Cause(req.Context())
 	}
 	if err != nil {
 		closeRequestBody(req)
-		return nil, err
+		return "", err
 	}
+	return ruri, nil
+}
+
+// send is roundTrip for a request that passed checkNow, whose
+// request-target ruri is.
+func (t *h1Transport) send(req *http.Request, key h1Key, ruri string) (*http.Response, error) {
+	ctx := req.Context()
 	replay := replayable(req)
 	for {
 		c, err := t.get(ctx, key)
@@ -268,13 +288,18 @@ func (t *h1Transport) get(ctx context.Context, key h1Key) (*h1Conn, error) {
 		c.reused = true
 		return c, nil
 	}
-	if t.maxConns > 0 && hp.open >= t.maxConns {
+	// Under the limit, or while a connection that picked h2 is being
+	// handed to fhttp (see toH2), a request waits.
+	if t.maxConns > 0 && hp.open >= t.maxConns || hp.toH2 {
 		ch := make(chan *h1Conn, 1)
 		hp.wait = append(hp.wait, ch)
 		t.mu.Unlock()
 		var done <-chan struct{} // the request's end, or the session's
 		select {
 		case c := <-ch:
+			if c == useH2 {
+				return nil, &errPickedH2{}
+			}
 			if c != nil {
 				c.reused = true
 				return c, nil // still busy: put handed it over
@@ -293,10 +318,12 @@ func (t *h1Transport) get(ctx context.Context, key h1Key) (*h1Conn, error) {
 			} else {
 				// Handed something as the context ended: pass it on.
 				t.mu.Unlock()
-				if c := <-ch; c != nil {
-					t.put(c)
-				} else {
+				switch c := <-ch; c {
+				case useH2: // nothing held
+				case nil:
 					t.release(hp)
+				default:
+					t.put(c)
 				}
 			}
 			if ctx.Err() != nil {
@@ -329,8 +356,7 @@ func (t *h1Transport) get(ctx context.Context, key h1Key) (*h1Conn, error) {
 		return nil, err
 	}
 	if key.tls && negotiated(nc) == "h2" {
-		t.release(hp)
-		return nil, &errPickedH2{conn: nc}
+		return nil, &errPickedH2{conn: nc, wake: t.toHTTP2(hp)}
 	}
 	t.dials.Add(1)
 	t.mu.Lock()
@@ -419,6 +445,31 @@ func (t *h1Transport) discard(c *h1Conn) {
 	t.release(c.host)
 }
 
+// useH2 is what a waiter receives, instead of a connection or a slot, when
+// a connection dialled for its host picked h2: fhttp's HTTP/2 carries it.
+var useH2 = new(h1Conn)
+
+// toHTTP2 frees the slot of a connection that picked h2 and is going to
+// fhttp. Until the returned func is called (the hand-over done), requests
+// to hp wait, so that they do not dial; then they all go to HTTP/2.
+func (t *h1Transport) toHTTP2(hp *h1Host) (wake func()) {
+	t.mu.Lock()
+	hp.open--
+	hp.toH2 = true
+	t.mu.Unlock()
+	return func() {
+		t.mu.Lock()
+		waiting := hp.wait
+		hp.wait = nil
+		hp.toH2 = false
+		t.forgetIfEmpty(hp)
+		t.mu.Unlock()
+		for _, ch := range waiting {
+			ch <- useH2
+		}
+	}
+}
+
 // release frees one connection slot of hp: a waiter gets it, or the count
 // drops, and an empty host leaves the map.
 func (t *h1Transport) release(hp *h1Host) {
@@ -439,7 +490,7 @@ func (t *h1Transport) release(hp *h1Host) {
 // session that visits many hosts does not keep one entry for each. Called
 // with t.mu held.
 func (t *h1Transport) forgetIfEmpty(hp *h1Host) {
-	if hp.open == 0 && len(hp.wait) == 0 && t.hosts[hp.key] == hp {
+	if hp.open == 0 && len(hp.wait) == 0 && !hp.toH2 && t.hosts[hp.key] == hp {
 		delete(t.hosts, hp.key)
 		if hp.timer != nil {
 			hp.timer.Stop()
@@ -644,8 +695,8 @@ func (t *h1Transport) check(req *http.Request) (string, error) {
 // internationalised name in its ASCII (punycode) form, as net/http writes it.
 func hostHeader(req *http.Request) (string, error) {
 	host := req.Host
-	if host == "" {
-		host = req.URL.Host
+	if host == "" || host == req.URL.Host { // NewRequest copies it
+		host, _ = asciiAuthority(req.URL) // in lower case, as the browser and fhttp write it
 	}
 	h, err := httpguts.PunycodeHostPort(host)
 	if err != nil || !httpguts.ValidHostHeader(h) {
