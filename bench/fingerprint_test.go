@@ -4,15 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/pem"
-	"flag"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -38,12 +33,6 @@ type tlsServer struct {
 	close func()
 }
 
-// serverProcess puts the fingerprinted workloads' server in a child
-// process (this test binary again, BENCH_TLS_CHILD set): cpu-ns/op is then
-// the client's CPU alone, and the client and server do not share the
-// scheduler, as they do not outside a benchmark.
-var serverProcess = flag.Bool("server-process", false, "run the fingerprinted workloads' TLS server in a child process")
-
 func newTLSServer(h2 bool) *tlsServer {
 	srv := startTLSServer(h2)
 	cert := srv.Certificate()
@@ -67,51 +56,14 @@ func startTLSServer(h2 bool) *httptest.Server {
 	return srv
 }
 
-// tlsChild is the server process of -server-process: it prints its URL
-// and certificate (PEM, base64) on one line and serves until its stdin
-// ends.
-func tlsChild(proto string) {
-	srv := startTLSServer(proto == "h2")
-	defer srv.Close()
-	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	fmt.Println(srv.URL, base64.StdEncoding.EncodeToString(cert))
-	_, _ = io.Copy(io.Discard, os.Stdin)
-}
-
-// newTLSServerProcess starts tlsChild in a child process.
+// newTLSServerProcess starts the server in a child process
+// (-server-process).
 func newTLSServerProcess(b testing.TB, h2 bool) *tlsServer {
-	proto := "h1"
+	kind := "h1"
 	if h2 {
-		proto = "h2"
+		kind = "h2"
 	}
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "BENCH_TLS_CHILD="+proto)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	stop := func() {
-		stdin.Close()
-		_ = cmd.Wait()
-	}
-	var url, certB64 string
-	if _, err := fmt.Fscan(stdout, &url, &certB64); err != nil {
-		stop()
-		b.Fatalf("the server process: %v", err)
-	}
-	certPEM, err := base64.StdEncoding.DecodeString(certB64)
-	if err != nil {
-		stop()
-		b.Fatal(err)
-	}
+	url, certPEM, stop := startServerProcess(b, kind)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
 	return &tlsServer{url: url, caPEM: string(certPEM), pool: pool, close: stop}

@@ -13,8 +13,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if proto := os.Getenv("BENCH_TLS_CHILD"); proto != "" {
-		tlsChild(proto) // the server process of -server-process
+	if kind := os.Getenv("BENCH_SERVER_CHILD"); kind != "" {
+		serverChild(kind) // the server process of -server-process
 		return
 	}
 	goleak.VerifyTestMain(m)

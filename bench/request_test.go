@@ -14,7 +14,8 @@ import (
 
 // BenchmarkRequest measures a GET on loopback through Session.Get against
 // the same GET through a plain http.Client, keep-alive on both, server in
-// the same process:
+// the same process (or, with -server-process, in a child process; cpu-ns/op
+// is then the client's CPU alone):
 //
 //   - impl=plain: http.Client with a transport of its own and Go's default
 //     headers;
@@ -27,10 +28,18 @@ import (
 // Sending fifteen more headers costs both sides (the server is in the same
 // process), so plain and plain+headers bracket roster.
 func BenchmarkRequest(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "hello")
-	}))
-	defer srv.Close()
+	var srvURL string
+	if *serverProcess {
+		url, _, stop := startServerProcess(b, "plain")
+		defer stop()
+		srvURL = url
+	} else {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "hello")
+		}))
+		defer srv.Close()
+		srvURL = srv.URL
+	}
 	p, err := preset.Lookup(protocol.DefaultPreset)
 	if err != nil {
 		b.Fatal(err)
@@ -51,8 +60,10 @@ func BenchmarkRequest(b *testing.B) {
 			c := &http.Client{Transport: &http.Transport{}}
 			defer c.CloseIdleConnections()
 			b.ReportAllocs()
+			cpu, ok := processCPU()
+			defer func() { cpuPerOp(b, cpu, ok) }()
 			for b.Loop() {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srvURL, nil)
 				resp, err := c.Do(req)
 				drain(b, resp, err)
 			}
@@ -61,8 +72,10 @@ func BenchmarkRequest(b *testing.B) {
 			c := &http.Client{Transport: &http.Transport{}}
 			defer c.CloseIdleConnections()
 			b.ReportAllocs()
+			cpu, ok := processCPU()
+			defer func() { cpuPerOp(b, cpu, ok) }()
 			for b.Loop() {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srvURL, nil)
 				p.Apply(req.Header)
 				resp, err := c.Do(req)
 				drain(b, resp, err)
@@ -77,8 +90,10 @@ func BenchmarkRequest(b *testing.B) {
 			}
 			s, _ := m.GetSession(id)
 			b.ReportAllocs()
+			cpu, ok := processCPU()
+			defer func() { cpuPerOp(b, cpu, ok) }()
 			for b.Loop() {
-				resp, err := s.Get(ctx, srv.URL)
+				resp, err := s.Get(ctx, srvURL)
 				drain(b, resp, err)
 			}
 		}},
