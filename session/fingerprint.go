@@ -192,6 +192,13 @@ func (ft *fpTransport) dialTLS(ctx context.Context, network, addr string) (net.C
 		}
 	}
 	alpn := ft.alpn
+	// A WebSocket gets a connection of its own that offers http/1.1
+	// only, as Chrome's and Firefox's do; Chrome's then also leaves out
+	// ALPS, which goes with h2.
+	_, upgrade := ctx.Value(upgradeKey{}).(bool)
+	if upgrade {
+		alpn = []string{"http/1.1"}
+	}
 	var (
 		raw net.Conn
 		err error
@@ -222,6 +229,15 @@ func (ft *fpTransport) dialTLS(ctx context.Context, network, addr string) (net.C
 				a.AlpnProtocols = alpn
 			}
 		}
+	}
+	if upgrade {
+		spec.Extensions = slices.DeleteFunc(spec.Extensions, func(e utls.TLSExtension) bool {
+			switch e.(type) {
+			case *utls.ApplicationSettingsExtension, *utls.ApplicationSettingsExtensionNew:
+				return true
+			}
+			return false
+		})
 	}
 	if err := uc.ApplyPreset(spec); err != nil {
 		raw.Close()
@@ -294,8 +310,12 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeRequestBody(req)
 		return nil, err
 	}
+	ctx := req.Context()
+	if _, ok := req.Header["Upgrade"]; ok && req.URL.Scheme == "https" {
+		ctx = context.WithValue(ctx, upgradeKey{}, true) // see dialTLS
+	}
 	h2 := ft.h2c != nil && req.URL.Scheme == "http"
-	freq := ft.request(req.Context(), req, ft.http1Only(req.URL), h2)
+	freq := ft.request(ctx, req, ft.http1Only(req.URL), h2)
 	if h2 {
 		fresp, err := ft.h2c.RoundTrip(freq)
 		return ft.response(req, fresp, err)
@@ -450,10 +470,14 @@ func (ft *fpTransport) response(req *http.Request, fresp *fhttp.Response, err er
 		Request:          req,
 		TLS:              ft.tlsState(fresp.TLS),
 	}
-	resp.Body = fresp.Body
-	if fresp.Body != nil && fresp.Body != fhttp.NoBody {
+	switch {
+	case fresp.StatusCode == http.StatusSwitchingProtocols:
+		// fhttp's body is the connection, an io.ReadWriteCloser, as
+		// net/http's: it stays one.
+		resp.Body = fresp.Body
+	case fresp.Body != nil && fresp.Body != fhttp.NoBody:
 		resp.Body = &trailerBody{ReadCloser: fresp.Body, from: fresp, to: resp}
-	} else {
+	default:
 		resp.Body = http.NoBody
 	}
 	return resp, nil
@@ -522,6 +546,10 @@ type dialed struct {
 }
 
 type dialedKey struct{}
+
+// upgradeKey marks the context of an https request that asks for a
+// protocol upgrade (a WebSocket), for dialTLS.
+type upgradeKey struct{}
 
 // take returns the connection once; nil after that.
 func (d *dialed) take() net.Conn {

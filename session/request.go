@@ -245,16 +245,32 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, closedErr(ctx, err)
 	}
 	h.noteAltSvc(out.URL, resp)
-	if decode {
+	if decode && resp.StatusCode != http.StatusSwitchingProtocols {
 		decodeBody(resp)
 	}
 	if resp.Body == nil || resp.Body == http.NoBody {
 		done()
 		return resp, nil
 	}
-	resp.Body = &trackedBody{rc: resp.Body, ctx: ctx, done: done}
+	tb := &trackedBody{rc: resp.Body, ctx: ctx, done: done}
+	if w, ok := resp.Body.(io.Writer); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+		// The connection after a protocol switch (a WebSocket): writable,
+		// as net/http gives it, and in flight until closed.
+		resp.Body = &switchedBody{trackedBody: tb, w: w}
+		return resp, nil
+	}
+	resp.Body = tb
 	return resp, nil
 }
+
+// switchedBody is the body of a 101 response: the connection, an
+// io.ReadWriteCloser.
+type switchedBody struct {
+	*trackedBody
+	w io.Writer
+}
+
+func (b *switchedBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 // abortsOnClose reports whether req goes over tr to a client that ends it
 // itself when the session closes: the fingerprinted session's own HTTP/1.1

@@ -500,8 +500,8 @@ func TestRootPoolShared(t *testing.T) {
 // TestH2LowercaseKeysKeepTheWire: requests over HTTP/2 build their header
 // with lowercase keys; what goes on the wire is what the browser's
 // spelling would have sent: the order (with a request's own
-// HeaderOrderKey and with extra headers), one Content-Length, and
-// fhttp's refusal of an Upgrade over HTTP/2.
+// HeaderOrderKey and with extra headers) and one Content-Length.
+// (Upgrades do not go over HTTP/2: see TestWebSocketOverTLS.)
 func TestH2LowercaseKeysKeepTheWire(t *testing.T) {
 	srv, base := fpServer(t)
 	m, _ := newTestManager(t)
@@ -554,12 +554,6 @@ func TestH2LowercaseKeysKeepTheWire(t *testing.T) {
 			req.Header.Set("Origin", "https://localhost")
 			req.Header.Set("X-Zeta", "1")
 			req.Header.Set("Content-Length", "3") // as rosterd forwards it
-			return req
-		}},
-		{"an upgrade", func() *http.Request {
-			req, _ := http.NewRequest(http.MethodGet, srv.URL(), nil)
-			req.Header.Set("Connection", "Upgrade")
-			req.Header.Set("Upgrade", "websocket")
 			return req
 		}},
 	} {

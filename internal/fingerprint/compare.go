@@ -128,6 +128,11 @@ type Capture struct {
 	// origin browsers count as potentially trustworthy although it is
 	// plain http.
 	LoopbackHTTP1Connections []Result `json:"loopback_http1_connections,omitempty"`
+	// WebSocketConnections are WebSockets the browser opened, from a page
+	// on http://127.0.0.1, to wss://localhost on the TLS server: the
+	// ClientHello of the WebSocket's connection and its handshake request.
+	// (The server answers 200, so the socket then fails.)
+	WebSocketConnections []Result `json:"websocket_connections,omitempty"`
 }
 
 // ReadCapture reads a Capture from a JSON file and checks it holds at least

@@ -214,6 +214,9 @@ func (s *Server) URL() string {
 	return s.URLFor("localhost")
 }
 
+// Port returns the port the server listens on.
+func (s *Server) Port() string { return strconv.Itoa(s.ln.Addr().(*net.TCPAddr).Port) }
+
 // URLFor returns the server's URL with host as its name, for a client that
 // resolves host to 127.0.0.1 itself (a browser told to map a name that is
 // not loopback's, to see what it sends to an origin that is not
@@ -223,7 +226,7 @@ func (s *Server) URLFor(host string) string {
 	if s.cfg == nil {
 		scheme = "http://"
 	}
-	return scheme + net.JoinHostPort(host, strconv.Itoa(s.ln.Addr().(*net.TCPAddr).Port)) + "/"
+	return scheme + net.JoinHostPort(host, s.Port()) + "/"
 }
 
 // Close stops the listener, closes every open connection and returns once

@@ -11,6 +11,8 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,7 +95,7 @@ func capture(s, s1, sp *fingerprint.Server, name, path string, runs int, timeout
 		CapturedAt: time.Now().UTC().Format(time.RFC3339),
 	}
 	for i := 0; i < runs; i++ {
-		r, err := runOnce(s, s.URL(), timeout, start)
+		r, err := runOnce(s, s.URL(), "/", timeout, start)
 		if err != nil {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}
@@ -101,7 +103,7 @@ func capture(s, s1, sp *fingerprint.Server, name, path string, runs int, timeout
 		c.Connections = append(c.Connections, r)
 	}
 	// One navigation to the http/1.1-only server for the HTTP/1.1 header order.
-	r, err := runOnce(s1, s1.URL(), timeout, start)
+	r, err := runOnce(s1, s1.URL(), "/", timeout, start)
 	if err != nil {
 		return fmt.Errorf("http/1.1 run: %w", err)
 	}
@@ -120,13 +122,26 @@ func capture(s, s1, sp *fingerprint.Server, name, path string, runs int, timeout
 		{sp.URLFor(insecureHost), &c.InsecureHTTP1Connections},
 		{sp.URL(), &c.LoopbackHTTP1Connections},
 	} {
-		r, err := runOnce(sp, p.url, timeout, start)
+		r, err := runOnce(sp, p.url, "/", timeout, start)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.url, err)
 		}
 		log.Printf("%s %s: conn %d %v", name, p.url, r.Conn, r.HTTP1.HeaderOrder)
 		*p.into = append(*p.into, r)
 	}
+	// A WebSocket, opened by a page served over plain http (so that no
+	// certificate is involved but the server's own).
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = fmt.Fprintf(w, "<!doctype html><title>ws</title><script>new WebSocket(%q)</script>", "wss://localhost:"+s.Port()+"/ws")
+	}))
+	r, err = runOnce(s, page.URL+"/", "/ws", timeout, start)
+	page.Close()
+	if err != nil {
+		return fmt.Errorf("websocket: %w", err)
+	}
+	log.Printf("%s websocket: conn %d %s %v", name, r.Conn, r.TLS.JA4, r.HTTP1.HeaderOrder)
+	c.WebSocketConnections = append(c.WebSocketConnections, r)
 	c.UserAgent = c.Connections[0].UserAgent()
 	for i := range c.Connections {
 		for j := i + 1; j < len(c.Connections); j++ {
@@ -156,9 +171,9 @@ func akamai(r fingerprint.Result) string {
 	return r.HTTP2.Akamai
 }
 
-// runOnce starts the browser with a fresh profile and returns the first
-// request for "/" on a connection the server had not seen before.
-func runOnce(s *fingerprint.Server, url string, timeout time.Duration, start startFunc) (fingerprint.Result, error) {
+// runOnce starts the browser with a fresh profile on url and returns the
+// first request for path on a connection the server had not seen before.
+func runOnce(s *fingerprint.Server, url, path string, timeout time.Duration, start startFunc) (fingerprint.Result, error) {
 	dir, err := os.MkdirTemp("", "roster-capture-")
 	if err != nil {
 		return fingerprint.Result{}, err
@@ -196,7 +211,7 @@ func runOnce(s *fingerprint.Server, url string, timeout time.Duration, start sta
 			return fingerprint.Result{}, fmt.Errorf("%w; browser output:\n%s", err, tail(logBuf.String()))
 		}
 		r := rs[len(rs)-1]
-		if r.Conn > seen && r.Request == 1 && r.Path == "/" {
+		if r.Conn > seen && r.Request == 1 && r.Path == path {
 			// Let the browser finish (it exits after the page loads); stop it if not.
 			select {
 			case <-done:
@@ -220,6 +235,8 @@ func chromium(ctx context.Context, url string, _ []byte, dir string) *exec.Cmd {
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--ignore-certificate-errors", "--host-resolver-rules=MAP "+insecureHost+" 127.0.0.1",
+		// Time for a page's script (the WebSocket) before the DOM is dumped.
+		"--virtual-time-budget=3000",
 		"--user-data-dir="+dir, "--dump-dom", url)
 }
 
