@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,12 +44,17 @@ type tcpTransport interface {
 // spelling. The session's API stays net/http: requests and responses are
 // translated at this boundary, bodies streamed both ways.
 type fpTransport struct {
-	h   *httpState
-	p   *preset.Preset
-	t1  *fhttp.Transport // dials; HTTP/1.1 for upgrades and HTTP proxies
-	t2  *http2.Transport // t1's HTTP/2 connections; nil under ForceHTTP1
-	h2c *http2.Transport // ForceHTTP2 on http://: HTTP/2 by prior knowledge
-	h1  *h1Transport     // http:// without an HTTP proxy
+	h  *httpState
+	p  *preset.Preset
+	t1 *fhttp.Transport // dials; HTTP/1.1 for HTTP proxies
+	// tu carries upgrades (WebSockets): HTTP/1.1 only, on connections of
+	// their own, so that they never share a pool with other requests or
+	// try HTTP/2. Made on the first upgrade (tuMu).
+	tu   atomic.Pointer[fhttp.Transport]
+	tuMu sync.Mutex
+	t2   *http2.Transport // t1's HTTP/2 connections; nil under ForceHTTP1
+	h2c  *http2.Transport // ForceHTTP2 on http://: HTTP/2 by prior knowledge
+	h1   *h1Transport     // HTTP/1.1: http:// without an HTTP proxy, and https
 	// h1Direct says the session had no HTTP proxy when this transport was
 	// built (SetProxy builds a new one): http:// goes through h1. Fixed,
 	// so that a request decides once which client carries it.
@@ -104,19 +110,7 @@ func (h *httpState) newFPTransport() *fpTransport {
 		ft.alpn = []string{"h2"}
 	}
 	maxConns, maxIdle, idleTimeout := cfg.Pool()
-	ft.t1 = &fhttp.Transport{
-		Proxy:                 ft.proxy,
-		DialContext:           h.dial,
-		DialTLSContext:        ft.dialTLS,
-		TLSClientConfig:       ft.tlsCfg,
-		TLSHandshakeTimeout:   10 * time.Second,
-		DisableKeepAlives:     cfg.DisableKeepAlives,
-		DisableCompression:    true, // the session decodes what the preset asked for
-		MaxConnsPerHost:       maxConns,
-		MaxIdleConnsPerHost:   maxIdle,
-		IdleConnTimeout:       idleTimeout,
-		ExpectContinueTimeout: time.Second,
-	}
+	ft.t1 = ft.fhttpTransport(ft.dialTLS)
 	ft.h1 = newH1Transport(ft, maxConns, maxIdle, idleTimeout, !cfg.DisableKeepAlives)
 	pu := h.s.proxy.Load()
 	ft.h1Direct = pu == nil || pu.Scheme == "socks5" || pu.Scheme == "socks5h"
@@ -257,6 +251,9 @@ func (ft *fpTransport) dialTLS(ctx context.Context, network, addr string) (net.C
 func (ft *fpTransport) CloseIdleConnections() {
 	ft.h1.closeIdle()
 	ft.t1.CloseIdleConnections()
+	if tu := ft.tu.Load(); tu != nil {
+		tu.CloseIdleConnections()
+	}
 	if ft.h2c != nil {
 		ft.h2c.CloseIdleConnections()
 	}
@@ -311,10 +308,11 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	ctx := req.Context()
-	if _, ok := req.Header["Upgrade"]; ok && req.URL.Scheme == "https" {
-		ctx = context.WithValue(ctx, upgradeKey{}, true) // see dialTLS
-	}
 	h2 := ft.h2c != nil && req.URL.Scheme == "http"
+	if _, ok := req.Header["Upgrade"]; ok && !h2 {
+		fresp, err := ft.upgrader().RoundTrip(ft.request(ctx, req, true, false))
+		return ft.response(req, fresp, err)
+	}
 	freq := ft.request(ctx, req, ft.http1Only(req.URL), h2)
 	if h2 {
 		fresp, err := ft.h2c.RoundTrip(freq)
@@ -547,9 +545,47 @@ type dialed struct {
 
 type dialedKey struct{}
 
-// upgradeKey marks the context of an https request that asks for a
-// protocol upgrade (a WebSocket), for dialTLS.
+// upgradeKey marks the context of a dial for an upgrade, for dialTLS.
 type upgradeKey struct{}
+
+// upgrader returns tu, making it on the first call: t1's settings, no
+// HTTP/2, and dials that offer http/1.1 only (see dialTLS).
+func (ft *fpTransport) upgrader() *fhttp.Transport {
+	if t := ft.tu.Load(); t != nil {
+		return t
+	}
+	ft.tuMu.Lock()
+	defer ft.tuMu.Unlock()
+	if t := ft.tu.Load(); t != nil {
+		return t
+	}
+	t := ft.fhttpTransport(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return ft.dialTLS(context.WithValue(ctx, upgradeKey{}, true), network, addr)
+	})
+	t.TLSNextProto = map[string]func(string, *utls.Conn) fhttp.RoundTripper{} // no HTTP/2
+	ft.tu.Store(t)
+	return t
+}
+
+// fhttpTransport is an fhttp transport with the session's pool settings,
+// dialling TLS with dialTLS.
+func (ft *fpTransport) fhttpTransport(dialTLS func(context.Context, string, string) (net.Conn, error)) *fhttp.Transport {
+	cfg := ft.h.s.config
+	maxConns, maxIdle, idleTimeout := cfg.Pool()
+	return &fhttp.Transport{
+		Proxy:                 ft.proxy,
+		DialContext:           ft.h.dial,
+		DialTLSContext:        dialTLS,
+		TLSClientConfig:       ft.tlsCfg,
+		TLSHandshakeTimeout:   10 * time.Second,
+		DisableKeepAlives:     cfg.DisableKeepAlives,
+		DisableCompression:    true, // the session decodes what the preset asked for
+		MaxConnsPerHost:       maxConns,
+		MaxIdleConnsPerHost:   maxIdle,
+		IdleConnTimeout:       idleTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+}
 
 // take returns the connection once; nil after that.
 func (d *dialed) take() net.Conn {
@@ -565,9 +601,9 @@ func (d *dialed) drop() {
 	}
 }
 
-// http1Only reports whether a request to u that fhttp carries surely goes
-// over HTTP/1.1. (fhttp carries https only for upgrades, whose protocol
-// ALPN decides; they keep the HTTP/2-only headers.)
+// http1Only reports whether a request to u that t1 or h2c carries surely
+// goes over HTTP/1.1: plain http:// (through an HTTP proxy) unless
+// ForceHTTP2 makes it h2c. (Upgrades go over tu, HTTP/1.1 always.)
 func (ft *fpTransport) http1Only(u *url.URL) bool {
 	cfg := ft.h.s.config
 	return cfg.ForceHTTP1 || u.Scheme == "http" && !cfg.ForceHTTP2

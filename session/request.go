@@ -28,6 +28,13 @@ import (
 // Closing the session cancels the request; the error, from Do or from
 // reading the body, then matches ErrSessionClosed. On a closed session Do
 // fails at once with ErrSessionClosed.
+//
+// A request with an Upgrade header (a WebSocket) goes over HTTP/1.1, on a
+// connection of its own; its 101 response's body is the connection, an
+// io.ReadWriteCloser, as net/http gives it, in flight until closed and
+// closed with the session. Under a session Timeout the body is
+// http.Client's, which is not writable and ends at the deadline, as with
+// net/http: leave Timeout unset for WebSockets.
 func (s *Session) Do(req *http.Request) (*http.Response, error) {
 	h, err := s.http()
 	if err != nil {
@@ -255,7 +262,11 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	tb := &trackedBody{rc: resp.Body, ctx: ctx, done: done}
 	if w, ok := resp.Body.(io.Writer); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection after a protocol switch (a WebSocket): writable,
-		// as net/http gives it, and in flight until closed.
+		// as net/http gives it, and in flight until closed. The transport
+		// let go of it with the 101: the session's close closes it here.
+		stop := context.AfterFunc(h.closed, func() { _ = tb.rc.Close() })
+		done := tb.done
+		tb.done = func() { stop(); done() }
 		resp.Body = &switchedBody{trackedBody: tb, w: w}
 		return resp, nil
 	}
@@ -270,7 +281,10 @@ type switchedBody struct {
 	w io.Writer
 }
 
-func (b *switchedBody) Write(p []byte) (int, error) { return b.w.Write(p) }
+func (b *switchedBody) Write(p []byte) (int, error) {
+	n, err := b.w.Write(p)
+	return n, closedErr(b.ctx, err)
+}
 
 // abortsOnClose reports whether req goes over tr to a client that ends it
 // itself when the session closes: the fingerprinted session's own HTTP/1.1
@@ -331,7 +345,8 @@ func (h *httpState) send(ctx context.Context, req *http.Request, tr tcpTransport
 // sendOnce makes one attempt over HTTP/3 or TCP. An HTTP/3 attempt that an
 // Alt-Svc advertisement led to falls back to TCP if it fails.
 func (h *httpState) sendOnce(req *http.Request, tr tcpTransport) (*http.Response, error) {
-	if !h.useHTTP3(req.URL) {
+	// An upgrade (a WebSocket) needs HTTP/1.1, over TCP.
+	if _, upgrade := req.Header["Upgrade"]; upgrade && !h.s.config.ForceHTTP3 || !h.useHTTP3(req.URL) {
 		return tr.RoundTrip(req)
 	}
 	resp, err := h.http3().RoundTrip(req)

@@ -5,13 +5,18 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/quic-go/quic-go/http3"
 	"github.com/rosterhq/roster/internal/fingerprint"
 	"github.com/rosterhq/roster/protocol"
 )
@@ -121,5 +126,181 @@ func TestWebSocketHelloMatchesCapture(t *testing.T) {
 	if got.TLS.JA4 != want.JA4 || got.TLS.JA3SortedHash != want.JA3SortedHash || !slices.Equal(got.TLS.ALPN, want.ALPN) {
 		t.Errorf("WebSocket hello: JA4 %s, sorted JA3 %s, ALPN %q; want chromium's %s, %s, %q",
 			got.TLS.JA4, got.TLS.JA3SortedHash, got.TLS.ALPN, want.JA4, want.JA3SortedHash, want.ALPN)
+	}
+}
+
+// upgradeReq is an Upgrade request for u: a WebSocket's, or (up not
+// "websocket") another protocol's, with the Connection header given.
+func upgradeReq(u, conn, up string) *http.Request {
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	if conn != "" {
+		req.Header.Set("Connection", conn)
+	}
+	req.Header.Set("Upgrade", up)
+	if up == "websocket" {
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	}
+	return req
+}
+
+// doResult makes req and returns what the fingerprinting server saw.
+func doResult(t *testing.T, s *Session, req *http.Request) fingerprint.Result {
+	t.Helper()
+	resp, err := s.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r fingerprint.Result
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestUpgradesKeepToThemselves: every kind of Upgrade request, refused by
+// the server (200), goes over a connection of its own offering http/1.1
+// only, also when an HTTP/2 connection to the server exists, and leaves
+// no connection behind for the requests that follow, which go over
+// HTTP/2; the upgrade's header is HTTP/1.1's (no priority).
+func TestUpgradesKeepToThemselves(t *testing.T) {
+	m, _ := newTestManager(t)
+	for _, tc := range []struct{ conn, up string }{
+		{"Upgrade", "websocket"}, {"", "websocket"}, {"Upgrade", "h2c"}, {"Upgrade", "SPDY/3.1"}, {"keep-alive", "websocket"},
+	} {
+		for _, h2First := range []bool{false, true} {
+			srv, cfg := fpServer(t)
+			cfg.Preset = "chrome-latest"
+			s := newSessionFor(t, m, &cfg)
+			if h2First {
+				get(t, s, srv.URL())
+			}
+			up := doResult(t, s, upgradeReq(srv.URL()+"up", tc.conn, tc.up))
+			if up.Protocol != "http/1.1" || !slices.Equal(up.TLS.ALPN, []string{"http/1.1"}) {
+				t.Errorf("%+v, h2 first %t: the upgrade went over %s offering %q, want http/1.1 only", tc, h2First, up.Protocol, up.TLS.ALPN)
+				continue
+			}
+			if slices.Contains(up.HTTP1.HeaderOrder, "Priority") || slices.Contains(up.HTTP1.HeaderOrder, "priority") {
+				t.Errorf("%+v: the upgrade carries priority, which Chrome sends over HTTP/2 only", tc)
+			}
+			plain, _ := http.NewRequest(http.MethodGet, srv.URL()+"plain", nil)
+			next := doResult(t, s, plain)
+			if next.Conn == up.Conn || next.Protocol != "h2" {
+				t.Errorf("%+v, h2 first %t: the next GET went on connection %d over %s, want HTTP/2 on another", tc, h2First, next.Conn, next.Protocol)
+			}
+		}
+	}
+}
+
+// wsEchoServer answers an Upgrade with 101 and echoes the connection
+// until the client closes it; it speaks HTTP/2 to other requests.
+func wsEchoServer(t *testing.T) (url, caPEM string) {
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+		_, _ = io.Copy(c, brw)
+	}))
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return ts.URL, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}))
+}
+
+// TestCloseEndsWebSocket: closing the session closes its open WebSockets,
+// whose reads then fail with ErrSessionClosed; closing the body ends the
+// request, as for any other.
+func TestCloseEndsWebSocket(t *testing.T) {
+	for _, p := range []string{"chrome-latest", "go"} {
+		t.Run(p, func(t *testing.T) {
+			u, ca := wsEchoServer(t)
+			m, _ := newTestManager(t)
+			s := newSessionFor(t, m, &protocol.SessionConfig{Preset: p, CACerts: ca})
+			resp, err := s.Do(upgradeReq(u+"/ws", "Upgrade", "websocket"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatal(resp.Status)
+			}
+			if n := s.inFlight.Load(); n != 1 {
+				t.Fatalf("%d requests in flight with the WebSocket open, want 1", n)
+			}
+			_ = s.Close()
+			read := make(chan error, 1)
+			go func() { _, err := resp.Body.Read(make([]byte, 10)); read <- err }()
+			select {
+			case err := <-read:
+				if !errors.Is(err, ErrSessionClosed) {
+					t.Errorf("read after Close: %v, want ErrSessionClosed", err)
+				}
+			case <-time.After(10 * time.Second): // a bound on the failure, not a wait
+				resp.Body.Close()
+				<-read
+				t.Fatal("a read on the WebSocket still blocks after the session's Close")
+			}
+			resp.Body.Close()
+			if n := s.inFlight.Load(); n != 0 {
+				t.Errorf("%d requests in flight after the body's Close", n)
+			}
+		})
+	}
+}
+
+// TestWebSocketSkipsHTTP3: on Go's stack, an upgrade to a server that
+// advertised HTTP/3 (Alt-Svc) still goes over TCP, where it can switch;
+// HTTP/3 would drop the Upgrade header and answer as to a plain GET.
+func TestWebSocketSkipsHTTP3(t *testing.T) {
+	_, tcpSrv, caPEM := newHTTPBin(t)
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h3srv := &http3.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = fmt.Fprintf(w, "h3 saw Upgrade=%q", r.Header.Get("Upgrade"))
+		}),
+		TLSConfig: http3.ConfigureTLSConfig(&tls.Config{Certificates: tcpSrv.TLS.Certificates}),
+	}
+	served := make(chan error, 1)
+	go func() { served <- h3srv.Serve(udp) }()
+	defer func() { _ = h3srv.Close(); udp.Close(); <-served }()
+	alt := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Alt-Svc", `h3=":`+fmt.Sprint(udp.LocalAddr().(*net.UDPAddr).Port)+`"; ma=60`)
+		if r.Header.Get("Upgrade") == "" {
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+	}))
+	alt.TLS = &tls.Config{Certificates: tcpSrv.TLS.Certificates}
+	alt.StartTLS()
+	defer alt.Close()
+	u := "https://" + alt.Listener.Addr().String()
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, &protocol.SessionConfig{Preset: "go", CACerts: caPEM})
+	get(t, s, u+"/get") // learns the Alt-Svc
+	resp, err := s.Do(upgradeReq(u+"/ws", "Upgrade", "websocket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Errorf("%s %s %q, want 101 over TCP", resp.Proto, resp.Status, b)
 	}
 }
