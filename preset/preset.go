@@ -46,6 +46,14 @@
 // (per engine, in presets/wire/); make fingerprints captures both browsers
 // on such an origin and on http://localhost.
 //
+// # WebSockets
+//
+// A browser's WebSocket handshake is not a navigation: Chrome's leaves out
+// its client hints, Accept and Sec-Fetch-*, adds Pragma and Cache-Control,
+// and has an order of its own. WebSocket says so (chrome's, in
+// presets/wire/, from make fingerprints' capture); a preset without one
+// sends the navigation's headers on a handshake.
+//
 // # Accept-Encoding
 //
 // A request that carries its own Accept-Encoding (every browser preset has
@@ -127,6 +135,10 @@ type Preset struct {
 	// Headers everywhere.
 	InsecureAcceptEncoding string
 
+	// WebSocket is how the browser's WebSocket handshake differs from its
+	// navigation; nil sends a handshake with the navigation's headers.
+	WebSocket *WebSocket
+
 	// TLS is the browser's ClientHello; nil keeps Go's crypto/tls.
 	TLS *TLS
 	// HTTP2 is the browser's HTTP/2 connection preface and HEADERS shape;
@@ -140,6 +152,23 @@ type Preset struct {
 	ae       int      // index of Accept-Encoding in Headers, or -1
 	order    []string // HeaderOrder, or the lowercase names of Headers
 	wire     map[string]string
+}
+
+// WebSocket is a browser's WebSocket handshake (a request with
+// "Upgrade: websocket"), as it differs from a navigation: the handshake's
+// own header order, with names in the browser's spelling, the navigation
+// headers it leaves out, and the headers it adds. The caller's request
+// supplies what only it knows (Origin, Sec-WebSocket-Key, -Version,
+// -Extensions); a fingerprinted session writes them in this order and
+// spelling.
+type WebSocket struct {
+	// HeaderOrder names every header the handshake may carry, in the
+	// browser's order and spelling (e.g. "Sec-WebSocket-Key").
+	HeaderOrder []string
+	// Omit lists navigation headers, lowercase, the handshake leaves out.
+	Omit []string
+	// Headers are added to the handshake, names in the browser's spelling.
+	Headers []Header
 }
 
 // Fingerprinted reports whether p shapes TLS and HTTP/2 as well as headers.
@@ -312,6 +341,13 @@ func Register(p Preset) error {
 	q.HeaderOrder = slices.Clone(p.HeaderOrder)
 	q.OmitOnHTTP1 = slices.Clone(p.OmitOnHTTP1)
 	q.OmitOnInsecure = slices.Clone(p.OmitOnInsecure)
+	if p.WebSocket != nil {
+		ws := *p.WebSocket
+		ws.HeaderOrder = slices.Clone(ws.HeaderOrder)
+		ws.Omit = slices.Clone(ws.Omit)
+		ws.Headers = slices.Clone(ws.Headers)
+		q.WebSocket = &ws
+	}
 	if p.TLS != nil {
 		t := *p.TLS
 		t.ClientHello = slices.Clone(t.ClientHello)
@@ -410,6 +446,24 @@ func (p *Preset) validate() error {
 			}
 		}
 	}
+	if ws := p.WebSocket; ws != nil {
+		for i, n := range ws.HeaderOrder {
+			if n == "" || strings.IndexFunc(n, func(r rune) bool { return r > '~' || !isTokenByte(byte(r)) }) >= 0 {
+				return fmt.Errorf("%w %q: webSocket.headerOrder[%d] %q is not an HTTP token", ErrInvalidPreset, p.Name, i, n)
+			}
+		}
+		for i, n := range ws.Omit {
+			if !isLowerToken(n) {
+				return fmt.Errorf("%w %q: webSocket.omit[%d] %q is not a lowercase HTTP token", ErrInvalidPreset, p.Name, i, n)
+			}
+		}
+		for i, f := range ws.Headers {
+			if f.Name == "" || strings.IndexFunc(f.Name, func(r rune) bool { return r > '~' || !isTokenByte(byte(r)) }) >= 0 ||
+				strings.ContainsAny(f.Value, "\r\n\x00") {
+				return fmt.Errorf("%w %q: webSocket.headers[%d] %q: a name must be an HTTP token, a value without CR, LF or NUL", ErrInvalidPreset, p.Name, i, f.Name)
+			}
+		}
+	}
 	if j := strings.IndexAny(p.InsecureAcceptEncoding, "\r\n\x00"); j >= 0 {
 		return fmt.Errorf("%w %q: insecureAcceptEncoding has byte %#02x at offset %d; CR, LF and NUL are not allowed",
 			ErrInvalidPreset, p.Name, p.InsecureAcceptEncoding[j], j)
@@ -473,12 +527,13 @@ type presetFile struct {
 	Aliases  []string   `json:"aliases"`
 	Headers  [][]string `json:"headers"` // each a [name, value] pair
 
-	HeaderOrder            []string   `json:"headerOrder"`
-	OmitOnHTTP1            []string   `json:"omitOnHTTP1"`
-	OmitOnInsecure         []string   `json:"omitOnInsecure"`
-	InsecureAcceptEncoding string     `json:"insecureAcceptEncoding"`
-	TLS                    *tlsFile   `json:"tls"`
-	HTTP2                  *http2File `json:"http2"`
+	HeaderOrder            []string       `json:"headerOrder"`
+	OmitOnHTTP1            []string       `json:"omitOnHTTP1"`
+	OmitOnInsecure         []string       `json:"omitOnInsecure"`
+	InsecureAcceptEncoding string         `json:"insecureAcceptEncoding"`
+	WebSocket              *webSocketFile `json:"webSocket"`
+	TLS                    *tlsFile       `json:"tls"`
+	HTTP2                  *http2File     `json:"http2"`
 	// Wire names a shared file under presets/wire/ that holds the tls,
 	// http2 and headerOrder sections, so that every preset of one browser
 	// engine carries the same identity from one place.
@@ -487,12 +542,34 @@ type presetFile struct {
 
 // wireFile is the JSON form of a shared identity under presets/wire/.
 type wireFile struct {
-	HeaderOrder            []string   `json:"headerOrder"`
-	OmitOnHTTP1            []string   `json:"omitOnHTTP1"`
-	OmitOnInsecure         []string   `json:"omitOnInsecure"`
-	InsecureAcceptEncoding string     `json:"insecureAcceptEncoding"`
-	TLS                    *tlsFile   `json:"tls"`
-	HTTP2                  *http2File `json:"http2"`
+	HeaderOrder            []string       `json:"headerOrder"`
+	OmitOnHTTP1            []string       `json:"omitOnHTTP1"`
+	OmitOnInsecure         []string       `json:"omitOnInsecure"`
+	InsecureAcceptEncoding string         `json:"insecureAcceptEncoding"`
+	WebSocket              *webSocketFile `json:"webSocket"`
+	TLS                    *tlsFile       `json:"tls"`
+	HTTP2                  *http2File     `json:"http2"`
+}
+
+// webSocketFile is the JSON form of WebSocket.
+type webSocketFile struct {
+	HeaderOrder []string   `json:"headerOrder"`
+	Omit        []string   `json:"omit"`
+	Headers     [][]string `json:"headers"` // each a [name, value] pair
+}
+
+func (f *webSocketFile) decode() (*WebSocket, error) {
+	if f == nil {
+		return nil, nil
+	}
+	ws := &WebSocket{HeaderOrder: f.HeaderOrder, Omit: f.Omit, Headers: make([]Header, len(f.Headers))}
+	for i, pair := range f.Headers {
+		if len(pair) != 2 {
+			return nil, fmt.Errorf("webSocket.headers[%d] has %d elements, want [name, value]", i, len(pair))
+		}
+		ws.Headers[i] = Header{Name: pair[0], Value: pair[1]}
+	}
+	return ws, nil
 }
 
 // Parse decodes a preset in the JSON form of the embedded presets (name,
@@ -546,11 +623,11 @@ func parseFile(file string, data []byte) (*Preset, []string, error) {
 		}
 		p.Headers[i] = Header{Name: pair[0], Value: pair[1]}
 	}
-	tf, hf := f.TLS, f.HTTP2
+	tf, hf, wsf := f.TLS, f.HTTP2, f.WebSocket
 	if f.Wire != "" {
 		if tf != nil || hf != nil || len(f.HeaderOrder) > 0 || len(f.OmitOnHTTP1) > 0 ||
-			len(f.OmitOnInsecure) > 0 || f.InsecureAcceptEncoding != "" {
-			return nil, nil, where(fmt.Errorf("wire %q: give either wire or tls, http2, headerOrder, omitOnHTTP1, omitOnInsecure and insecureAcceptEncoding", f.Wire))
+			len(f.OmitOnInsecure) > 0 || f.InsecureAcceptEncoding != "" || f.WebSocket != nil {
+			return nil, nil, where(fmt.Errorf("wire %q: give either wire or tls, http2, headerOrder, omitOnHTTP1, omitOnInsecure, insecureAcceptEncoding and webSocket", f.Wire))
 		}
 		w, err := loadWire(f.Wire)
 		if err != nil {
@@ -558,8 +635,12 @@ func parseFile(file string, data []byte) (*Preset, []string, error) {
 		}
 		tf, hf, p.HeaderOrder, p.OmitOnHTTP1 = w.TLS, w.HTTP2, w.HeaderOrder, w.OmitOnHTTP1
 		p.OmitOnInsecure, p.InsecureAcceptEncoding = w.OmitOnInsecure, w.InsecureAcceptEncoding
+		wsf = w.WebSocket
 	}
 	var err error
+	if p.WebSocket, err = wsf.decode(); err != nil {
+		return nil, nil, where(err)
+	}
 	if tf != nil {
 		if p.TLS, err = tf.decode(); err != nil {
 			return nil, nil, where(err)

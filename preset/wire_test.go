@@ -54,6 +54,9 @@ func TestWireValidation(t *testing.T) {
 		{"order twice", Preset{Name: "x", Headers: ok, HeaderOrder: []string{"user-agent", "user-agent"}}, `headerOrder[1] "user-agent" appears twice`},
 		{"order lacks a header", Preset{Name: "x", Headers: ok, HeaderOrder: []string{"accept"}}, `header "User-Agent" is missing from headerOrder`},
 		{"omit not lowercase", Preset{Name: "x", Headers: ok, OmitOnHTTP1: []string{"TE"}}, `omitOnHTTP1[0] "TE"`},
+		{"websocket order not a token", Preset{Name: "x", Headers: ok, WebSocket: &WebSocket{HeaderOrder: []string{"Host", "Bad Name"}}}, `webSocket.headerOrder[1] "Bad Name"`},
+		{"websocket omit not lowercase", Preset{Name: "x", Headers: ok, WebSocket: &WebSocket{Omit: []string{"Accept"}}}, `webSocket.omit[0] "Accept"`},
+		{"websocket header value", Preset{Name: "x", Headers: ok, WebSocket: &WebSocket{Headers: []Header{{"Pragma", "a\r\nb"}}}}, `webSocket.headers[0] "Pragma"`},
 		{"insecure omit not a token", Preset{Name: "x", Headers: ok, OmitOnInsecure: []string{"sec-fetch-site", "sec fetch"}}, `omitOnInsecure[1] "sec fetch"`},
 		{"insecure encoding with a line break", Preset{Name: "x", Headers: ok, InsecureAcceptEncoding: "gzip\r\nX: 1"}, "insecureAcceptEncoding has byte 0x0d at offset 4"},
 	} {

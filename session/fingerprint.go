@@ -72,6 +72,8 @@ type fpTransport struct {
 	// lower maps the canonical keys of the session's default headers to
 	// their lowercase form, for requests that go over HTTP/2.
 	lower map[string]string
+	// ws is the preset's WebSocket handshake, nil if it has none.
+	ws *wsShape
 }
 
 func (h *httpState) newFPTransport() *fpTransport {
@@ -89,6 +91,9 @@ func (h *httpState) newFPTransport() *fpTransport {
 	ft.lower = make(map[string]string, len(h.defaults)+2)
 	for k := range h.defaults {
 		ft.lower[k] = strings.ToLower(k)
+	}
+	if p.WebSocket != nil {
+		ft.ws = newWSShape(ft, p.WebSocket)
 	}
 	ft.http2Only = make(map[string]bool, len(p.OmitOnHTTP1))
 	for _, n := range p.OmitOnHTTP1 {
@@ -434,7 +439,11 @@ func (ft *fpTransport) request(ctx context.Context, req *http.Request, http1, h2
 	freq.Proto = req.Proto
 	freq.ProtoMajor = req.ProtoMajor
 	freq.ProtoMinor = req.ProtoMinor
-	freq.Header = ft.header(req.Header, ft.h.defaultsFor(req.URL), http1, h2)
+	if ft.ws != nil && strings.EqualFold(req.Header.Get("Upgrade"), "websocket") {
+		freq.Header = ft.header(req.Header, ft.h.webSocketDefaultsFor(req.URL), ft.ws, http1, h2)
+	} else {
+		freq.Header = ft.header(req.Header, ft.h.defaultsFor(req.URL), nil, http1, h2)
+	}
 	freq.Body = req.Body
 	freq.GetBody = req.GetBody
 	freq.ContentLength = req.ContentLength
@@ -619,11 +628,16 @@ func (ft *fpTransport) http1Only(u *url.URL) bool {
 // with a comparison that lowercases both names each time, and a name
 // already in lower case costs it no allocation (about half of a request's
 // allocations otherwise).
-func (ft *fpTransport) header(h, defaults http.Header, http1, h2 bool) fhttp.Header {
+func (ft *fpTransport) header(h, defaults http.Header, ws *wsShape, http1, h2 bool) fhttp.Header {
 	out := make(fhttp.Header, len(h)+len(defaults)+2)
 	name := ft.wireName
-	if h2 {
+	order, placed := ft.order, ft.placed
+	switch {
+	case h2:
 		name = ft.lowerName
+	case ws != nil:
+		name = ws.name
+		order, placed = ws.order, ws.placed
 	}
 	for k, vv := range h {
 		switch k = http.CanonicalHeaderKey(k); k {
@@ -647,7 +661,6 @@ func (ft *fpTransport) header(h, defaults http.Header, http1, h2 bool) fhttp.Hea
 	if _, ok := out["Connection"]; !ok && !h2 && !ft.h.s.config.DisableKeepAlives {
 		out["Connection"] = []string{"keep-alive"}
 	}
-	order, placed := ft.order, ft.placed
 	if own, ok := h[HeaderOrderKey]; ok {
 		lower := make([]string, len(own))
 		for i, n := range own {
@@ -680,6 +693,36 @@ func (ft *fpTransport) header(h, defaults http.Header, http1, h2 bool) fhttp.Hea
 	}
 	out[fhttp.HeaderOrderKey] = order
 	return out
+}
+
+// wsShape is the preset's WebSocket handshake as header builds it.
+type wsShape struct {
+	ft     *fpTransport
+	order  []string          // the handshake's order, lowercase
+	placed map[string]bool   // each name of order in every spelling used
+	spell  map[string]string // canonical key → the browser's spelling
+}
+
+func newWSShape(ft *fpTransport, ws *preset.WebSocket) *wsShape {
+	s := &wsShape{ft: ft, placed: map[string]bool{}, spell: map[string]string{}}
+	for _, n := range ws.HeaderOrder {
+		l, k := strings.ToLower(n), http.CanonicalHeaderKey(n)
+		s.order = append(s.order, l)
+		s.spell[k] = n
+		s.placed[l], s.placed[k], s.placed[n] = true, true, true
+	}
+	s.order = withConnHeaders(s.order)
+	return s
+}
+
+// name is how the handshake writes the header with canonical key k: in
+// the browser's spelling, Accept-Encoding too (a WebSocket's answer has no
+// body for fhttp to decode, but a refusal's), else as wireName.
+func (s *wsShape) name(k string) string {
+	if n, ok := s.spell[k]; ok {
+		return n
+	}
+	return s.ft.wireName(k)
 }
 
 // wireName is how the header with canonical key k is written by fhttp: as

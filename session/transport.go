@@ -33,10 +33,13 @@ type httpState struct {
 	// config set those headers. It is defaults when the preset has no
 	// such rules.
 	insecure http.Header
-	baseURL  *url.URL
-	retry    retryPolicy
-	tlsConf  *tls.Config
-	dialer   *net.Dialer
+	// ws and wsInsecure are defaults and insecure for a WebSocket's
+	// handshake (the preset's WebSocket), or nil when it has none.
+	ws, wsInsecure http.Header
+	baseURL        *url.URL
+	retry          retryPolicy
+	tlsConf        *tls.Config
+	dialer         *net.Dialer
 
 	// closed is cancelled, with cause ErrSessionClosed, when the session
 	// closes; every request's context is tied to it.
@@ -63,10 +66,7 @@ func insecureDefaults(defaults http.Header, own map[string]string, p *preset.Pre
 	if len(p.OmitOnInsecure) == 0 && p.InsecureAcceptEncoding == "" {
 		return defaults
 	}
-	set := make(map[string]bool, len(own))
-	for k := range own {
-		set[http.CanonicalHeaderKey(k)] = true
-	}
+	set := canonicalSet(own)
 	h := defaults.Clone()
 	for _, n := range p.OmitOnInsecure {
 		if k := http.CanonicalHeaderKey(n); !set[k] {
@@ -79,6 +79,33 @@ func insecureDefaults(defaults http.Header, own map[string]string, p *preset.Pre
 	return h
 }
 
+// webSocketDefaults derives a WebSocket handshake's headers from defaults:
+// the preset's navigation headers that ws omits left out, its own added,
+// the config's (own) kept as they are.
+func webSocketDefaults(defaults http.Header, own map[string]string, ws *preset.WebSocket) http.Header {
+	set := canonicalSet(own)
+	h := defaults.Clone()
+	for _, n := range ws.Omit {
+		if k := http.CanonicalHeaderKey(n); !set[k] {
+			delete(h, k)
+		}
+	}
+	for _, f := range ws.Headers {
+		if k := http.CanonicalHeaderKey(f.Name); !set[k] {
+			h[k] = []string{f.Value}
+		}
+	}
+	return h
+}
+
+func canonicalSet(own map[string]string) map[string]bool {
+	set := make(map[string]bool, len(own))
+	for k := range own {
+		set[http.CanonicalHeaderKey(k)] = true
+	}
+	return set
+}
+
 // defaultsFor returns the session's default headers for a request to u:
 // defaults, or insecure when u's origin is not potentially trustworthy,
 // as a browser tells them apart.
@@ -87,6 +114,15 @@ func (h *httpState) defaultsFor(u *url.URL) http.Header {
 		return h.defaults
 	}
 	return h.insecure
+}
+
+// webSocketDefaultsFor is defaultsFor for a WebSocket's handshake, nil if
+// the preset has no WebSocket profile.
+func (h *httpState) webSocketDefaultsFor(u *url.URL) http.Header {
+	if trustworthy(u) {
+		return h.ws
+	}
+	return h.wsInsecure
 }
 
 // trustworthy reports whether u's origin is potentially trustworthy in the
@@ -139,6 +175,10 @@ func newHTTPState(s *Session) (*httpState, error) {
 	}
 	s.preset.Apply(h.defaults)
 	h.insecure = insecureDefaults(h.defaults, cfg.Headers, s.preset)
+	if ws := s.preset.WebSocket; ws != nil {
+		h.ws = webSocketDefaults(h.defaults, cfg.Headers, ws)
+		h.wsInsecure = insecureDefaults(h.ws, cfg.Headers, s.preset)
+	}
 	if cfg.BaseURL != "" {
 		u, err := url.Parse(cfg.BaseURL)
 		if err != nil { // Validate has checked it

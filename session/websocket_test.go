@@ -304,3 +304,56 @@ func TestWebSocketSkipsHTTP3(t *testing.T) {
 		t.Errorf("%s %s %q, want 101 over TCP", resp.Proto, resp.Status, b)
 	}
 }
+
+// TestWebSocketHeadersMatchCapture: a fingerprinted session's WebSocket
+// handshake carries what chromium's did, in its order and spelling: the
+// navigation's client hints, Accept and Sec-Fetch-* left out, Pragma and
+// Cache-Control added, the caller's Sec-WebSocket-* in place.
+func TestWebSocketHeadersMatchCapture(t *testing.T) {
+	want := loadCapture(t, "chromium-156-linux").WebSocketConnections[0].HTTP1.Headers
+	value := func(name string) string {
+		for _, h := range want {
+			if h.Name == name {
+				return h.Value
+			}
+		}
+		return ""
+	}
+	srv, cfg := fpServer(t)
+	cfg.Preset = "chrome-156-linux"
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, &cfg)
+	// What a WebSocket library sets, in its own order and spelling.
+	req, _ := http.NewRequest(http.MethodGet, srv.URL()+"ws", nil)
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Sec-WebSocket-Key", value("Sec-WebSocket-Key"))
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Extensions", value("Sec-WebSocket-Extensions"))
+	req.Header.Set("Origin", value("Origin"))
+	got := doResult(t, s, req)
+	if got.HTTP1 == nil {
+		t.Fatalf("got %s, want HTTP/1.1", got.Protocol)
+	}
+	checkHTTP1Head(t, want, got.HTTP1.Headers, false)
+}
+
+// TestWebSocketKeepsConfigHeaders: a header the session's config sets is
+// sent on a handshake too, even one the preset's WebSocket leaves out.
+func TestWebSocketKeepsConfigHeaders(t *testing.T) {
+	srv, cfg := fpServer(t)
+	cfg.Preset = "chrome-latest"
+	cfg.Headers = map[string]string{"Accept": "application/x-mine", "Sec-Fetch-Mode": "websocket"}
+	m, _ := newTestManager(t)
+	s := newSessionFor(t, m, &cfg)
+	got := doResult(t, s, upgradeReq(srv.URL()+"ws", "Upgrade", "websocket"))
+	have := map[string]string{}
+	for _, h := range got.HTTP1.Headers {
+		have[h.Name] = h.Value
+	}
+	for name, want := range map[string]string{"Accept": "application/x-mine", "Sec-Fetch-Mode": "websocket", "Pragma": "no-cache", "Sec-Fetch-Dest": "", "sec-ch-ua": ""} {
+		if have[name] != want {
+			t.Errorf("%s: %q, want %q", name, have[name], want)
+		}
+	}
+}
