@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -13,13 +12,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"path"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/rosterhq/roster/protocol"
 	"github.com/rosterhq/roster/session"
 )
 
@@ -243,7 +240,7 @@ func (s *Server) splice(ctx context.Context, sess *session.Session, addr string,
 
 // pipe copies client (read through br) to up and up to client until up is
 // done, then closes client.
-func pipe(client net.Conn, br io.Reader, up net.Conn) {
+func pipe(client net.Conn, br io.Reader, up io.ReadWriteCloser) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		_, _ = io.Copy(up, br)
@@ -429,40 +426,56 @@ func (t *interceptTunnel) mergeCookies(req *http.Request) {
 	}
 }
 
-// upgrade passes an HTTP/1.1 Upgrade request (a WebSocket) through
-// unchanged, but for the session's cookies when the client sent none, over
-// a TLS connection of the daemon's own (Go's TLS, not the preset's) dialled
-// through the session, and then splices the two connections.
+// upgrade sends an HTTP/1.1 Upgrade request (a WebSocket) as the session:
+// its browser's TLS handshake for a WebSocket and its handshake headers,
+// the client's own Sec-WebSocket-*, Origin and other headers kept but for
+// those an HTTP library sends of itself, and the session's cookies when the
+// client sent none; then it splices the client's connection to the
+// server's.
 func (t *interceptTunnel) upgrade(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	up, err := t.sess.Dial(dctx, "tcp", t.addr)
-	if err != nil {
-		t.s.proxyError(w, http.StatusBadGateway, "roster: "+err.Error())
-		return
-	}
-	cfg, err := upstreamTLS(t.sess.Config(), t.hostname)
-	if err != nil {
-		_ = up.Close()
-		t.s.proxyError(w, http.StatusBadGateway, "roster: "+err.Error())
-		return
-	}
-	tc := tls.Client(up, cfg)
-	if err := tc.HandshakeContext(dctx); err != nil {
-		_ = up.Close()
-		t.s.proxyError(w, http.StatusBadGateway, "roster: TLS to "+t.addr+": "+err.Error())
-		return
-	}
-	defer tc.Close()
-	out := r.Clone(ctx)
+	out := r.Clone(r.Context())
+	out.RequestURI = ""
+	out.URL.Scheme, out.URL.Host, out.Host = "https", t.urlHost, ""
 	for _, k := range []string{"Proxy-Authorization", "Proxy-Connection", HeaderSession, HeaderToken, HeaderScheme} {
 		out.Header.Del(k)
 	}
-	if jar := t.client.Jar; jar != nil && out.Header.Get("Cookie") == "" {
-		for _, c := range jar.Cookies(&url.URL{Scheme: "https", Host: t.urlHost, Path: r.URL.Path}) {
+	for _, k := range libraryHeaders {
+		out.Header.Del(k)
+	}
+	jar := t.client.Jar
+	if jar != nil && out.Header.Get("Cookie") == "" {
+		for _, c := range jar.Cookies(out.URL) {
 			out.AddCookie(c)
 		}
+	}
+	out.Body = nil
+	// The session's RoundTripper, not its Client: a Client with a Timeout
+	// would hand back a 101 whose body cannot be written.
+	resp, err := t.client.Transport.RoundTrip(out)
+	if err != nil {
+		status := http.StatusBadGateway
+		if errors.Is(err, session.ErrSessionClosed) {
+			status = http.StatusGone
+		}
+		t.s.proxyError(w, status, "roster: "+err.Error())
+		return
+	}
+	defer resp.Body.Close()
+	if jar != nil {
+		if rc := resp.Cookies(); len(rc) > 0 {
+			jar.SetCookies(out.URL, rc)
+		}
+	}
+	rw, ok := resp.Body.(io.ReadWriteCloser)
+	if resp.StatusCode != http.StatusSwitchingProtocols || !ok {
+		// Refused: the answer goes to the client as it came.
+		for k, vv := range resp.Header {
+			w.Header()[k] = vv
+		}
+		t.s.metrics.request(resp.StatusCode)
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+		return
 	}
 	c, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -472,32 +485,17 @@ func (t *interceptTunnel) upgrade(w http.ResponseWriter, r *http.Request) {
 	defer t.finish() // a hijacked connection never reaches StateClosed
 	defer c.Close()
 	t.s.metrics.request(http.StatusSwitchingProtocols)
-	if err := out.Write(tc); err != nil {
+	head := "HTTP/1.1 101 Switching Protocols\r\n"
+	if _, err := io.WriteString(c, head); err != nil {
 		return
 	}
-	pipe(c, brw.Reader, tc)
-}
-
-// upstreamTLS is the TLS config of an upgrade's connection: the session's
-// roots and verification setting, HTTP/1.1 only.
-func upstreamTLS(cfg *protocol.SessionConfig, serverName string) (*tls.Config, error) {
-	tc := &tls.Config{ServerName: serverName, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12,
-		InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // the session's config asked for it
-	if cfg.CACerts != "" {
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		certs, err := protocol.ParseCACerts(cfg.CACerts)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range certs {
-			pool.AddCert(c)
-		}
-		tc.RootCAs = pool
+	if err := resp.Header.Write(c); err != nil {
+		return
 	}
-	return tc, nil
+	if _, err := io.WriteString(c, "\r\n"); err != nil {
+		return
+	}
+	pipe(c, brw.Reader, rw)
 }
 
 // headerHasToken reports whether a comma-separated header has token,

@@ -25,6 +25,7 @@ import (
 	"github.com/rosterhq/roster/daemon"
 	"github.com/rosterhq/roster/internal/fingerprint"
 	"github.com/rosterhq/roster/preset"
+	"github.com/rosterhq/roster/protocol"
 	"github.com/rosterhq/roster/session"
 )
 
@@ -386,11 +387,12 @@ func TestInterceptPassesNonTLSThrough(t *testing.T) {
 }
 
 // A WebSocket upgrade inside an intercepted tunnel goes to the server as
-// sent, with the session's cookies, and the connection is spliced after.
+// the session's (its browser's handshake headers, its cookies), with the
+// client's Sec-WebSocket-*, and the connection is spliced after.
 func TestInterceptWebSocket(t *testing.T) {
 	var sawCookie atomic.Value
 	ie := newInterceptEnv(t, map[string]http.HandlerFunc{"/ws": func(w http.ResponseWriter, r *http.Request) {
-		sawCookie.Store(r.Header.Get("Cookie") + "|" + r.Header.Get("Sec-WebSocket-Key") + "|" + r.Header.Get("User-Agent"))
+		sawCookie.Store(r.Header.Get("Cookie") + "|" + r.Header.Get("Sec-WebSocket-Key") + "|" + r.Header.Get("User-Agent") + "|" + r.Header.Get("Pragma"))
 		c, brw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			return
@@ -424,8 +426,15 @@ func TestInterceptWebSocket(t *testing.T) {
 	if _, err := io.ReadFull(br, b); err != nil || string(b) != "ping" {
 		t.Fatalf("echo %q, %v", b, err)
 	}
-	if got := sawCookie.Load(); got != "ws=1|abc|ws-client" {
-		t.Fatalf("server saw %q, want the session's cookie and the client's own headers", got)
+	p, _ := preset.Lookup(protocol.DefaultPreset)
+	ua := ""
+	for _, h := range p.Headers {
+		if h.Name == "User-Agent" {
+			ua = h.Value
+		}
+	}
+	if got, want := sawCookie.Load(), "ws=1|abc|"+ua+"|no-cache"; got != want {
+		t.Fatalf("server saw %q, want %q: the session's cookie, the client's key, the preset's handshake", got, want)
 	}
 	tc.Close()
 	waitFor(t, "no request in flight", func() bool { return ie.stats(id).InFlight == 0 })
@@ -664,4 +673,32 @@ func TestInterceptNeedsAuth(t *testing.T) {
 	if daemon.CachedLeaves(ie.ca) != 0 {
 		t.Fatalf("%d leaves minted for refused clients", daemon.CachedLeaves(ie.ca))
 	}
+}
+
+// A WebSocket upgrade the server refuses comes back to the client as the
+// server answered it, and the tunnel carries on.
+func TestInterceptWebSocketRefused(t *testing.T) {
+	ie := newInterceptEnv(t, map[string]http.HandlerFunc{"/ws": func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no sockets here", http.StatusForbidden)
+	}}, nil)
+	id := ie.session("")
+	_, port, _ := net.SplitHostPort(ie.backend)
+	c := openTunnel(t, ie.addr, "example.com:"+port, id)
+	defer c.Close()
+	tc := tls.Client(c, &tls.Config{ServerName: "example.com", RootCAs: ie.pool, NextProtos: []string{"http/1.1"}})
+	if _, err := io.WriteString(tc, "GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: abc\r\nSec-WebSocket-Version: 13\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "no sockets here") {
+		t.Fatalf("%d %q, want the server's 403", resp.StatusCode, b)
+	}
+	tc.Close()
+	waitFor(t, "no request in flight", func() bool { return ie.stats(id).InFlight == 0 })
 }

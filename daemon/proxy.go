@@ -359,7 +359,7 @@ func (t *tunnel) pipe(dst net.Conn, src io.Reader, srcConn net.Conn) {
 	}
 }
 
-func closeWrite(c net.Conn) {
+func closeWrite(c io.Closer) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 		return
