@@ -239,7 +239,10 @@ func (s *Server) splice(ctx context.Context, sess *session.Session, addr string,
 }
 
 // pipe copies client (read through br) to up and up to client until up is
-// done, then closes client.
+// done, then closes client. When the client is done first, up is
+// half-closed where it can be, else closed (a WebSocket's 101 body cannot
+// be half-closed: a server that answers only after the client's
+// half-close loses its answer).
 func pipe(client net.Conn, br io.Reader, up io.ReadWriteCloser) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -448,7 +451,7 @@ func (t *interceptTunnel) upgrade(w http.ResponseWriter, r *http.Request) {
 			out.AddCookie(c)
 		}
 	}
-	out.Body = nil
+	out.Body, out.ContentLength = nil, 0 // a handshake has no body
 	// The session's RoundTripper, not its Client: a Client with a Timeout
 	// would hand back a 101 whose body cannot be written.
 	resp, err := t.client.Transport.RoundTrip(out)
@@ -467,8 +470,13 @@ func (t *interceptTunnel) upgrade(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rw, ok := resp.Body.(io.ReadWriteCloser)
-	if resp.StatusCode != http.StatusSwitchingProtocols || !ok {
+	if resp.StatusCode == http.StatusSwitchingProtocols && !ok {
+		t.s.proxyError(w, http.StatusBadGateway, "roster: the server switched protocols on a connection that cannot be written")
+		return
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
 		// Refused: the answer goes to the client as it came.
+		removeHopHeaders(resp.Header)
 		for k, vv := range resp.Header {
 			w.Header()[k] = vv
 		}

@@ -702,3 +702,23 @@ func TestInterceptWebSocketRefused(t *testing.T) {
 	tc.Close()
 	waitFor(t, "no request in flight", func() bool { return ie.stats(id).InFlight == 0 })
 }
+
+// An intercepted upgrade that carries a body is sent without it.
+func TestInterceptWebSocketWithBody(t *testing.T) {
+	ie := newInterceptEnv(t, map[string]http.HandlerFunc{"/refuse": func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusForbidden)
+	}}, nil)
+	id := ie.session("")
+	_, port, _ := net.SplitHostPort(ie.backend)
+	c := openTunnel(t, ie.addr, "example.com:"+port, id)
+	defer c.Close()
+	tc := tls.Client(c, &tls.Config{ServerName: "example.com", RootCAs: ie.pool, NextProtos: []string{"http/1.1"}})
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.WriteString(tc, "POST /refuse HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 2\r\n\r\nhi")
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("an upgrade with a body: %v, %v; want the server's 403", resp, err)
+	}
+	tc.Close()
+	waitFor(t, "no request in flight", func() bool { return ie.stats(id).InFlight == 0 })
+}

@@ -160,7 +160,9 @@ type Preset struct {
 // headers it leaves out, and the headers it adds. The caller's request
 // supplies what only it knows (Origin, Sec-WebSocket-Key, -Version,
 // -Extensions); a fingerprinted session writes them in this order and
-// spelling.
+// spelling (but Accept-Encoding, in lower case, and the names fhttp acts
+// on, Connection, Upgrade and Host, canonical). On Go's stack (a preset
+// without TLS) Omit and Headers apply; the order is net/http's.
 type WebSocket struct {
 	// HeaderOrder names every header the handshake may carry, in the
 	// browser's order and spelling (e.g. "Sec-WebSocket-Key").

@@ -716,10 +716,14 @@ func newWSShape(ft *fpTransport, ws *preset.WebSocket) *wsShape {
 }
 
 // name is how the handshake writes the header with canonical key k: in
-// the browser's spelling, Accept-Encoding too (a WebSocket's answer has no
-// body for fhttp to decode, but a refusal's), else as wireName.
+// the browser's spelling, but for the keys fhttp acts on, which stay
+// canonical, and Accept-Encoding, in lower case as wireName has it (fhttp
+// would decode a refusal's body itself, and hang on deflate).
 func (s *wsShape) name(k string) string {
-	if n, ok := s.spell[k]; ok {
+	if fhttpCanonical[k] {
+		return k
+	}
+	if n, ok := s.spell[k]; ok && k != "Accept-Encoding" {
 		return n
 	}
 	return s.ft.wireName(k)

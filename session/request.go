@@ -235,7 +235,11 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	out := req.WithContext(ctx)
 	if !s.preset.Fingerprinted() {
-		out.Header = h.defaultsFor(req.URL).Clone()
+		defaults := h.defaultsFor(req.URL)
+		if h.ws != nil && strings.EqualFold(req.Header.Get("Upgrade"), "websocket") {
+			defaults = h.webSocketDefaultsFor(req.URL)
+		}
+		out.Header = defaults.Clone()
 		for k, vv := range req.Header {
 			out.Header[http.CanonicalHeaderKey(k)] = vv
 		}

@@ -2,6 +2,9 @@ package session
 
 import (
 	"bufio"
+	"bytes"
+	"compress/zlib"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/quic-go/quic-go/http3"
 	"github.com/rosterhq/roster/internal/fingerprint"
+	"github.com/rosterhq/roster/preset"
 	"github.com/rosterhq/roster/protocol"
 )
 
@@ -306,9 +310,10 @@ func TestWebSocketSkipsHTTP3(t *testing.T) {
 }
 
 // TestWebSocketHeadersMatchCapture: a fingerprinted session's WebSocket
-// handshake carries what chromium's did, in its order and spelling: the
-// navigation's client hints, Accept and Sec-Fetch-* left out, Pragma and
-// Cache-Control added, the caller's Sec-WebSocket-* in place.
+// handshake carries what chromium's did, in its order and spelling (but
+// accept-encoding, in lower case for fhttp's sake): the navigation's
+// client hints, Accept and Sec-Fetch-* left out, Pragma and Cache-Control
+// added, the caller's Sec-WebSocket-* in place.
 func TestWebSocketHeadersMatchCapture(t *testing.T) {
 	want := loadCapture(t, "chromium-156-linux").WebSocketConnections[0].HTTP1.Headers
 	value := func(name string) string {
@@ -335,7 +340,7 @@ func TestWebSocketHeadersMatchCapture(t *testing.T) {
 	if got.HTTP1 == nil {
 		t.Fatalf("got %s, want HTTP/1.1", got.Protocol)
 	}
-	checkHTTP1Head(t, want, got.HTTP1.Headers, false)
+	checkHTTP1Head(t, want, got.HTTP1.Headers, true) // accept-encoding: see wsShape.name
 }
 
 // TestWebSocketKeepsConfigHeaders: a header the session's config sets is
@@ -355,5 +360,72 @@ func TestWebSocketKeepsConfigHeaders(t *testing.T) {
 		if have[name] != want {
 			t.Errorf("%s: %q, want %q", name, have[name], want)
 		}
+	}
+}
+
+// TestWebSocketRefusals: a refused handshake comes back as the server
+// answered it, a deflate-coded body included (fhttp decodes a response
+// whose request's Accept-Encoding it recognises, and hangs on a deflate
+// one); a profile that spells the keys fhttp acts on in lower case still
+// sends one Connection header; a profile on Go's stack is applied too.
+func TestWebSocketRefusals(t *testing.T) {
+	var zb bytes.Buffer
+	zw := zlib.NewWriter(&zb)
+	_, _ = io.WriteString(zw, "no sockets here")
+	_ = zw.Close()
+	var mu sync.Mutex
+	var seen http.Header
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = r.Header.Clone()
+		mu.Unlock()
+		w.Header().Set("Content-Encoding", "deflate")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write(zb.Bytes())
+	}))
+	defer ts.Close()
+	ca := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}))
+
+	base, _ := preset.Lookup("chrome-latest")
+	lower := *base
+	lower.Name = "test-ws-lowercase-keys"
+	lower.WebSocket = &preset.WebSocket{HeaderOrder: []string{"host", "connection", "upgrade", "user-agent"}}
+	goStack := preset.Preset{Name: "test-ws-go-stack", Headers: []preset.Header{{Name: "Accept", Value: "text/html"}, {Name: "User-Agent", Value: "x"}},
+		WebSocket: &preset.WebSocket{Omit: []string{"accept"}, Headers: []preset.Header{{Name: "Pragma", Value: "no-cache"}}}}
+	for _, p := range []preset.Preset{lower, goStack} {
+		if err := preset.Register(p); err != nil && !errors.Is(err, preset.ErrPresetExists) {
+			t.Fatal(err)
+		}
+	}
+	m, _ := newTestManager(t)
+	for _, p := range []string{"chrome-latest", "firefox-latest", lower.Name, goStack.Name} {
+		t.Run(p, func(t *testing.T) {
+			s := newSessionFor(t, m, &protocol.SessionConfig{Preset: p, CACerts: ca})
+			// A bound on the failure this guards against (a hang), not a wait.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req := upgradeReq(ts.URL+"/ws", "Upgrade", "websocket").WithContext(ctx)
+			resp, err := s.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			want := "no sockets here"
+			if p == goStack.Name {
+				want = zb.String() // its preset asked for no coding: the body as it came
+			}
+			if err != nil || resp.StatusCode != http.StatusForbidden || string(b) != want {
+				t.Fatalf("%d %q %v, want the 403's %q", resp.StatusCode, b, err, want)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if n := len(seen.Values("Connection")); n != 1 {
+				t.Errorf("%d Connection headers: %q", n, seen.Values("Connection"))
+			}
+			if p == goStack.Name && (seen.Get("Accept") != "" || seen.Get("Pragma") != "no-cache") {
+				t.Errorf("Go's stack: Accept %q, Pragma %q; want the profile applied", seen.Get("Accept"), seen.Get("Pragma"))
+			}
+		})
 	}
 }
