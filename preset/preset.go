@@ -450,7 +450,7 @@ func (p *Preset) validate() error {
 	}
 	if ws := p.WebSocket; ws != nil {
 		for i, n := range ws.HeaderOrder {
-			if n == "" || strings.IndexFunc(n, func(r rune) bool { return r > '~' || !isTokenByte(byte(r)) }) >= 0 {
+			if !isToken(n) {
 				return fmt.Errorf("%w %q: webSocket.headerOrder[%d] %q is not an HTTP token", ErrInvalidPreset, p.Name, i, n)
 			}
 		}
@@ -460,8 +460,7 @@ func (p *Preset) validate() error {
 			}
 		}
 		for i, f := range ws.Headers {
-			if f.Name == "" || strings.IndexFunc(f.Name, func(r rune) bool { return r > '~' || !isTokenByte(byte(r)) }) >= 0 ||
-				strings.ContainsAny(f.Value, "\r\n\x00") {
+			if !isToken(f.Name) || strings.ContainsAny(f.Value, "\r\n\x00") {
 				return fmt.Errorf("%w %q: webSocket.headers[%d] %q: a name must be an HTTP token, a value without CR, LF or NUL", ErrInvalidPreset, p.Name, i, f.Name)
 			}
 		}
@@ -501,9 +500,11 @@ func validateName(what, name string) error {
 
 // isLowerToken reports whether n is a non-empty HTTP token without upper
 // case letters, as the header lists of a preset hold names.
-func isLowerToken(n string) bool {
-	return n != "" && n == strings.ToLower(n) &&
-		strings.IndexFunc(n, func(r rune) bool { return r > '~' || !isTokenByte(byte(r)) }) < 0
+func isLowerToken(n string) bool { return isToken(n) && n == strings.ToLower(n) }
+
+// isToken reports whether n is a non-empty HTTP token.
+func isToken(n string) bool {
+	return n != "" && strings.IndexFunc(n, func(r rune) bool { return r > '~' || !isTokenByte(byte(r)) }) < 0
 }
 
 // isTokenByte reports whether c may appear in an HTTP token (RFC 9110
@@ -529,20 +530,15 @@ type presetFile struct {
 	Aliases  []string   `json:"aliases"`
 	Headers  [][]string `json:"headers"` // each a [name, value] pair
 
-	HeaderOrder            []string       `json:"headerOrder"`
-	OmitOnHTTP1            []string       `json:"omitOnHTTP1"`
-	OmitOnInsecure         []string       `json:"omitOnInsecure"`
-	InsecureAcceptEncoding string         `json:"insecureAcceptEncoding"`
-	WebSocket              *webSocketFile `json:"webSocket"`
-	TLS                    *tlsFile       `json:"tls"`
-	HTTP2                  *http2File     `json:"http2"`
-	// Wire names a shared file under presets/wire/ that holds the tls,
-	// http2 and headerOrder sections, so that every preset of one browser
-	// engine carries the same identity from one place.
+	// The engine's identity, given here or (Wire) taken from a shared
+	// file under presets/wire/, so that every preset of one browser engine
+	// carries the same identity from one place.
+	wireFile
 	Wire string `json:"wire"`
 }
 
-// wireFile is the JSON form of a shared identity under presets/wire/.
+// wireFile is the JSON form of an engine's identity: a shared file under
+// presets/wire/, or the same sections in a preset file.
 type wireFile struct {
 	HeaderOrder            []string       `json:"headerOrder"`
 	OmitOnHTTP1            []string       `json:"omitOnHTTP1"`
@@ -551,6 +547,12 @@ type wireFile struct {
 	WebSocket              *webSocketFile `json:"webSocket"`
 	TLS                    *tlsFile       `json:"tls"`
 	HTTP2                  *http2File     `json:"http2"`
+}
+
+// given reports whether any section of w is set.
+func (w *wireFile) given() bool {
+	return w.TLS != nil || w.HTTP2 != nil || w.WebSocket != nil || len(w.HeaderOrder) > 0 ||
+		len(w.OmitOnHTTP1) > 0 || len(w.OmitOnInsecure) > 0 || w.InsecureAcceptEncoding != ""
 }
 
 // webSocketFile is the JSON form of WebSocket.
@@ -607,17 +609,12 @@ func parseFile(file string, data []byte) (*Preset, []string, error) {
 		return nil, nil, where(fmt.Errorf("name %q does not match the file name (want %q)", f.Name, want))
 	}
 	p := &Preset{
-		Name:        f.Name,
-		Browser:     f.Browser,
-		Version:     f.Version,
-		Platform:    f.Platform,
-		Mobile:      f.Mobile,
-		Headers:     make([]Header, len(f.Headers)),
-		HeaderOrder: f.HeaderOrder,
-		OmitOnHTTP1: f.OmitOnHTTP1,
-
-		OmitOnInsecure:         f.OmitOnInsecure,
-		InsecureAcceptEncoding: f.InsecureAcceptEncoding,
+		Name:     f.Name,
+		Browser:  f.Browser,
+		Version:  f.Version,
+		Platform: f.Platform,
+		Mobile:   f.Mobile,
+		Headers:  make([]Header, len(f.Headers)),
 	}
 	for i, pair := range f.Headers {
 		if len(pair) != 2 {
@@ -625,31 +622,29 @@ func parseFile(file string, data []byte) (*Preset, []string, error) {
 		}
 		p.Headers[i] = Header{Name: pair[0], Value: pair[1]}
 	}
-	tf, hf, wsf := f.TLS, f.HTTP2, f.WebSocket
+	w := &f.wireFile
 	if f.Wire != "" {
-		if tf != nil || hf != nil || len(f.HeaderOrder) > 0 || len(f.OmitOnHTTP1) > 0 ||
-			len(f.OmitOnInsecure) > 0 || f.InsecureAcceptEncoding != "" || f.WebSocket != nil {
+		if w.given() {
 			return nil, nil, where(fmt.Errorf("wire %q: give either wire or tls, http2, headerOrder, omitOnHTTP1, omitOnInsecure, insecureAcceptEncoding and webSocket", f.Wire))
 		}
-		w, err := loadWire(f.Wire)
-		if err != nil {
+		var err error
+		if w, err = loadWire(f.Wire); err != nil {
 			return nil, nil, where(err)
 		}
-		tf, hf, p.HeaderOrder, p.OmitOnHTTP1 = w.TLS, w.HTTP2, w.HeaderOrder, w.OmitOnHTTP1
-		p.OmitOnInsecure, p.InsecureAcceptEncoding = w.OmitOnInsecure, w.InsecureAcceptEncoding
-		wsf = w.WebSocket
 	}
+	p.HeaderOrder, p.OmitOnHTTP1 = w.HeaderOrder, w.OmitOnHTTP1
+	p.OmitOnInsecure, p.InsecureAcceptEncoding = w.OmitOnInsecure, w.InsecureAcceptEncoding
 	var err error
-	if p.WebSocket, err = wsf.decode(); err != nil {
+	if p.WebSocket, err = w.WebSocket.decode(); err != nil {
 		return nil, nil, where(err)
 	}
-	if tf != nil {
-		if p.TLS, err = tf.decode(); err != nil {
+	if w.TLS != nil {
+		if p.TLS, err = w.TLS.decode(); err != nil {
 			return nil, nil, where(err)
 		}
 	}
-	if hf != nil {
-		if p.HTTP2, err = hf.decode(); err != nil {
+	if w.HTTP2 != nil {
+		if p.HTTP2, err = w.HTTP2.decode(); err != nil {
 			return nil, nil, where(err)
 		}
 	}
