@@ -296,33 +296,26 @@ func cpuPerOp(b *testing.B, start time.Duration, ok bool) {
 // fingerprinted session against tls-client on the same uTLS and fhttp,
 // against roster on Go's stack (preset "go") and a plain net/http client.
 // The server's work and allocations count in every contender's figures.
-func BenchmarkFingerprintedGet(b *testing.B) {
-	ctx := context.Background()
-	runWire(b, func(b *testing.B, impl wireImpl, env wireEnv) {
-		c := impl.new(b, env)
-		defer c.close()
-		getH2(b, c, env.ts.url) // the connection, outside the timing
-		b.ReportAllocs()
-		cpu, ok := processCPU()
-		for b.Loop() {
-			if _, err := c.get(ctx, env.ts.url); err != nil {
-				b.Fatal(err)
-			}
-		}
-		cpuPerOp(b, cpu, ok)
-	})
-}
+func BenchmarkFingerprintedGet(b *testing.B) { benchKeptAliveGet(b, true) }
 
 // BenchmarkFingerprintedGetHTTP1 is BenchmarkFingerprintedGet against a
 // server that picks http/1.1 in ALPN: one kept-alive HTTP/1.1 connection
 // over TLS, which roster's session writes with its own HTTP/1.1 client and
 // tls-client with fhttp's.
-func BenchmarkFingerprintedGetHTTP1(b *testing.B) {
+func BenchmarkFingerprintedGetHTTP1(b *testing.B) { benchKeptAliveGet(b, false) }
+
+// benchKeptAliveGet times GETs on one kept-alive connection, HTTP/2 or
+// HTTP/1.1 over TLS, each contender against the same server.
+func benchKeptAliveGet(b *testing.B, h2 bool) {
 	ctx := context.Background()
-	runWireOn(b, false, func(b *testing.B, impl wireImpl, env wireEnv) {
+	major := 1
+	if h2 {
+		major = 2
+	}
+	runWireOn(b, h2, func(b *testing.B, impl wireImpl, env wireEnv) {
 		c := impl.new(b, env)
 		defer c.close()
-		getProto(b, c, env.ts.url, 1) // the connection, outside the timing
+		getProto(b, c, env.ts.url, major) // the connection, outside the timing
 		b.ReportAllocs()
 		cpu, ok := processCPU()
 		for b.Loop() {

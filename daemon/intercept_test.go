@@ -406,14 +406,10 @@ func TestInterceptWebSocket(t *testing.T) {
 	get(t, setter, ie.origin+"/cookies/set?ws=1", nil)
 	setter.CloseIdleConnections()
 
-	_, port, _ := net.SplitHostPort(ie.backend)
-	c := openTunnel(t, ie.addr, "example.com:"+port, id)
-	defer c.Close()
-	tc := tls.Client(c, &tls.Config{ServerName: "example.com", RootCAs: ie.pool, NextProtos: []string{"http/1.1"}})
+	tc := ie.tlsTunnel(t, id)
 	if _, err := io.WriteString(tc, "GET /ws HTTP/1.1\r\nHost: example.com\r\nUser-Agent: ws-client\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: abc\r\nSec-WebSocket-Version: 13\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	_ = tc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(tc)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
@@ -676,49 +672,44 @@ func TestInterceptNeedsAuth(t *testing.T) {
 }
 
 // A WebSocket upgrade the server refuses comes back to the client as the
-// server answered it, and the tunnel carries on.
+// server answered it, one that carries a body too (sent without it), and
+// the request ends.
 func TestInterceptWebSocketRefused(t *testing.T) {
 	ie := newInterceptEnv(t, map[string]http.HandlerFunc{"/ws": func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no sockets here", http.StatusForbidden)
 	}}, nil)
 	id := ie.session("")
-	_, port, _ := net.SplitHostPort(ie.backend)
-	c := openTunnel(t, ie.addr, "example.com:"+port, id)
-	defer c.Close()
-	tc := tls.Client(c, &tls.Config{ServerName: "example.com", RootCAs: ie.pool, NextProtos: []string{"http/1.1"}})
-	if _, err := io.WriteString(tc, "GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: abc\r\nSec-WebSocket-Version: 13\r\n\r\n"); err != nil {
-		t.Fatal(err)
+	for _, head := range []string{
+		"GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: abc\r\nSec-WebSocket-Version: 13\r\n\r\n",
+		"POST /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 2\r\n\r\nhi",
+	} {
+		tc := ie.tlsTunnel(t, id)
+		if _, err := io.WriteString(tc, head); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "no sockets here") {
+			t.Fatalf("%.20q: %d %q, want the server's 403", head, resp.StatusCode, b)
+		}
+		tc.Close()
+		waitFor(t, "no request in flight", func() bool { return ie.stats(id).InFlight == 0 })
 	}
-	_ = tc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "no sockets here") {
-		t.Fatalf("%d %q, want the server's 403", resp.StatusCode, b)
-	}
-	tc.Close()
-	waitFor(t, "no request in flight", func() bool { return ie.stats(id).InFlight == 0 })
 }
 
-// An intercepted upgrade that carries a body is sent without it.
-func TestInterceptWebSocketWithBody(t *testing.T) {
-	ie := newInterceptEnv(t, map[string]http.HandlerFunc{"/refuse": func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "no", http.StatusForbidden)
-	}}, nil)
-	id := ie.session("")
+// tlsTunnel opens a tunnel for session id to the backend under the name
+// example.com and speaks TLS in it (http/1.1, rosterd's CA trusted), with
+// ten seconds for the test.
+func (ie *ienv) tlsTunnel(t *testing.T, id string) *tls.Conn {
+	t.Helper()
 	_, port, _ := net.SplitHostPort(ie.backend)
 	c := openTunnel(t, ie.addr, "example.com:"+port, id)
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	tc := tls.Client(c, &tls.Config{ServerName: "example.com", RootCAs: ie.pool, NextProtos: []string{"http/1.1"}})
 	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
-	_, _ = io.WriteString(tc, "POST /refuse HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 2\r\n\r\nhi")
-	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
-	if err != nil || resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("an upgrade with a body: %v, %v; want the server's 403", resp, err)
-	}
-	tc.Close()
-	waitFor(t, "no request in flight", func() bool { return ie.stats(id).InFlight == 0 })
+	return tc
 }

@@ -33,19 +33,7 @@ func TestHTTP2WaitersShareTheConnection(t *testing.T) {
 		cfg.Preset = "chrome-latest"
 		cfg.MaxConnsPerHost = limit
 		s := newSessionFor(t, m, &cfg)
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Go(func() {
-				resp, err := s.Get(context.Background(), srv.URL())
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			})
-		}
-		wg.Wait()
+		burst(t, s, srv.URL(), 8)
 		if n := len(srv.Hellos()); n > limit {
 			t.Errorf("MaxConnsPerHost %d: %d handshakes for 8 concurrent first requests", limit, n)
 		}

@@ -531,24 +531,29 @@ func TestProxies(t *testing.T) {
 	})
 }
 
-func TestHTTP3(t *testing.T) {
-	_, tcpSrv, caPEM := newHTTPBin(t)
+// serveHTTP3 serves h over HTTP/3 on a UDP port of 127.0.0.1 with certs
+// until the test ends, and returns the address.
+func serveHTTP3(t *testing.T, certs []tls.Certificate, h http.Handler) *net.UDPAddr {
+	t.Helper()
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h3srv := &http3.Server{
-		Handler:   httpbin.New(),
-		TLSConfig: http3.ConfigureTLSConfig(&tls.Config{Certificates: tcpSrv.TLS.Certificates}),
-	}
+	srv := &http3.Server{Handler: h, TLSConfig: http3.ConfigureTLSConfig(&tls.Config{Certificates: certs})}
 	served := make(chan error, 1)
-	go func() { served <- h3srv.Serve(udp) }()
-	defer func() {
-		_ = h3srv.Close()
+	go func() { served <- srv.Serve(udp) }()
+	t.Cleanup(func() {
+		_ = srv.Close()
 		udp.Close()
 		<-served
-	}()
-	h3URL := "https://" + udp.LocalAddr().String()
+	})
+	return udp.LocalAddr().(*net.UDPAddr)
+}
+
+func TestHTTP3(t *testing.T) {
+	_, tcpSrv, caPEM := newHTTPBin(t)
+	h3 := serveHTTP3(t, tcpSrv.TLS.Certificates, httpbin.New())
+	h3URL := "https://" + h3.String()
 	m, _ := newTestManager(t)
 
 	// HTTP/3 is Go's stack: a fingerprinted preset refuses it.
@@ -563,7 +568,7 @@ func TestHTTP3(t *testing.T) {
 
 	// Alt-Svc: a TCP response that advertises h3 moves the origin over.
 	alt := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Alt-Svc", `h3=":`+fmt.Sprint(udp.LocalAddr().(*net.UDPAddr).Port)+`"; ma=60`)
+		w.Header().Set("Alt-Svc", `h3=":`+fmt.Sprint(h3.Port)+`"; ma=60`)
 		_, _ = io.WriteString(w, "tcp")
 	}))
 	alt.TLS = &tls.Config{Certificates: tcpSrv.TLS.Certificates}

@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quic-go/quic-go/http3"
 	"github.com/rosterhq/roster/internal/fingerprint"
 	"github.com/rosterhq/roster/preset"
 	"github.com/rosterhq/roster/protocol"
@@ -35,13 +34,11 @@ func TestWebSocketOverTLS(t *testing.T) {
 		if r.Header.Get("Upgrade") != "websocket" {
 			return // the first, plain GET
 		}
-		c, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
+		c, brw, ok := switchProtocols(w)
+		if !ok {
 			return
 		}
 		defer c.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		_ = brw.Flush()
 		line, _ := brw.ReadString('\n') // echo one line
 		_, _ = io.WriteString(c, "echo "+line)
 	}))
@@ -197,6 +194,18 @@ func TestUpgradesKeepToThemselves(t *testing.T) {
 	}
 }
 
+// switchProtocols takes over w's connection and answers 101 Switching
+// Protocols to a WebSocket on it; ok is false if it cannot.
+func switchProtocols(w http.ResponseWriter) (c net.Conn, brw *bufio.ReadWriter, ok bool) {
+	c, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, nil, false
+	}
+	_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	_ = brw.Flush()
+	return c, brw, true
+}
+
 // wsEchoServer answers an Upgrade with 101 and echoes the connection
 // until the client closes it; it speaks HTTP/2 to other requests.
 func wsEchoServer(t *testing.T) (url, caPEM string) {
@@ -204,14 +213,10 @@ func wsEchoServer(t *testing.T) (url, caPEM string) {
 		if r.Header.Get("Upgrade") == "" {
 			return
 		}
-		c, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
+		if c, brw, ok := switchProtocols(w); ok {
+			defer c.Close()
+			_, _ = io.Copy(c, brw)
 		}
-		defer c.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		_ = brw.Flush()
-		_, _ = io.Copy(c, brw)
 	}))
 	ts.EnableHTTP2 = true
 	ts.StartTLS()
@@ -265,31 +270,17 @@ func TestCloseEndsWebSocket(t *testing.T) {
 // HTTP/3 would drop the Upgrade header and answer as to a plain GET.
 func TestWebSocketSkipsHTTP3(t *testing.T) {
 	_, tcpSrv, caPEM := newHTTPBin(t)
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h3srv := &http3.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = fmt.Fprintf(w, "h3 saw Upgrade=%q", r.Header.Get("Upgrade"))
-		}),
-		TLSConfig: http3.ConfigureTLSConfig(&tls.Config{Certificates: tcpSrv.TLS.Certificates}),
-	}
-	served := make(chan error, 1)
-	go func() { served <- h3srv.Serve(udp) }()
-	defer func() { _ = h3srv.Close(); udp.Close(); <-served }()
+	h3 := serveHTTP3(t, tcpSrv.TLS.Certificates, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, "h3 saw Upgrade=%q", r.Header.Get("Upgrade"))
+	}))
 	alt := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Alt-Svc", `h3=":`+fmt.Sprint(udp.LocalAddr().(*net.UDPAddr).Port)+`"; ma=60`)
+		w.Header().Set("Alt-Svc", `h3=":`+fmt.Sprint(h3.Port)+`"; ma=60`)
 		if r.Header.Get("Upgrade") == "" {
 			return
 		}
-		c, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
+		if c, _, ok := switchProtocols(w); ok {
+			c.Close()
 		}
-		defer c.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		_ = brw.Flush()
 	}))
 	alt.TLS = &tls.Config{Certificates: tcpSrv.TLS.Certificates}
 	alt.StartTLS()

@@ -764,19 +764,7 @@ func TestHTTPSConnections(t *testing.T) {
 		cfg.Preset = "chrome-latest"
 		cfg.MaxConnsPerHost = 1
 		s := newSessionFor(t, m, &cfg)
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Go(func() {
-				resp, err := s.Get(context.Background(), srv.URL())
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			})
-		}
-		wg.Wait()
+		burst(t, s, srv.URL(), 8)
 		if n := len(srv.Hellos()); n != 1 {
 			t.Errorf("%d connections under MaxConnsPerHost 1", n)
 		}
