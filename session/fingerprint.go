@@ -276,21 +276,16 @@ func (ft *fpTransport) CloseIdleConnections() {
 // the first included, is written by the own client in the browser's
 // spelling, and HTTP/2 by fhttp, on the connection the own client dialled.
 func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// Checked once, whichever client carries it, so that a request is
+	// refused alike on every route, and before any dial.
+	ruri, err := ft.h1.checkNow(req)
+	if err != nil {
+		return nil, err
+	}
 	switch ft.route(req) {
 	case routeHTTP1:
-		resp, err := ft.h1.roundTrip(req, h1KeyOf(req.URL))
-		var picked *errPickedH2
-		if !errors.As(err, &picked) {
-			return resp, err
-		}
-		return ft.handOver(picked)
+		return ft.orHandOver(ft.h1.roundTrip(req, h1KeyOf(req.URL), ruri))
 	case routeHTTPS:
-		// Checked once for both clients, so that a request is refused
-		// alike whichever would have carried it.
-		ruri, err := ft.h1.checkNow(req)
-		if err != nil {
-			return nil, err
-		}
 		// The own client's connections say the server speaks HTTP/1.1:
 		// building the request for fhttp to be told it has no HTTP/2
 		// connection would cost a third of the request.
@@ -301,16 +296,7 @@ func (ft *fpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return resp, err
 			}
 		}
-		resp, err := ft.h1.send(req, key, ruri)
-		var picked *errPickedH2
-		if !errors.As(err, &picked) {
-			return resp, err
-		}
-		return ft.handOver(picked)
-	}
-	if err := checkTarget(req); err != nil {
-		closeRequestBody(req)
-		return nil, err
+		return ft.orHandOver(ft.h1.roundTrip(req, key, ruri))
 	}
 	ctx := req.Context()
 	h2 := ft.h2c != nil && req.URL.Scheme == "http"
@@ -380,6 +366,16 @@ func (b *bodyTracker) Close() error {
 	return b.ReadCloser.Close()
 }
 
+// orHandOver returns the own client's answer, unless it says that the
+// server picked h2: then the request goes over HTTP/2 (handOver).
+func (ft *fpTransport) orHandOver(resp *http.Response, err error) (*http.Response, error) {
+	var picked *errPickedH2
+	if !errors.As(err, &picked) {
+		return resp, err
+	}
+	return ft.handOver(picked)
+}
+
 // handOver sends the request of picked over HTTP/2: on the connection the
 // own client dialled for it, which fhttp's dial for the request takes, or
 // (conn nil) on the one another request's dial handed over.
@@ -412,18 +408,6 @@ func fhttpURL(u *url.URL) *url.URL {
 	v := *u
 	v.Host = a
 	return &v
-}
-
-// checkTarget refuses a request-target that would not survive the wire:
-// url.Parse keeps spaces and control characters in a query as they are.
-// (The own HTTP/1.1 client checks the same in check.)
-func checkTarget(req *http.Request) error {
-	for _, s := range []string{req.URL.RawQuery, req.URL.Opaque} {
-		if strings.IndexFunc(s, isCTLOrSpace) >= 0 {
-			return fmt.Errorf("%w: space or control character in the request target %q", errBadHeader, req.URL.RequestURI())
-		}
-	}
-	return nil
 }
 
 // request translates req for fhttp, with ctx: its header as header builds

@@ -163,19 +163,6 @@ type errPickedH2 struct {
 
 func (e *errPickedH2) Error() string { return "session: the server picked h2" }
 
-// roundTrip sends req, to an http:// target or an https one, over a pooled
-// connection or a new one. A request that fails on a connection the server
-// had closed while idle is sent once more on a new one if it can be
-// replayed. If the server of an https request picks h2 on the new
-// connection, roundTrip returns *errPickedH2.
-func (t *h1Transport) roundTrip(req *http.Request, key h1Key) (*http.Response, error) {
-	ruri, err := t.checkNow(req)
-	if err != nil {
-		return nil, err
-	}
-	return t.send(req, key, ruri)
-}
-
 // checkNow is check, and the request's context not ended yet; on an error
 // the request's body is closed.
 func (t *h1Transport) checkNow(req *http.Request) (string, error) {
@@ -190,9 +177,13 @@ func (t *h1Transport) checkNow(req *http.Request) (string, error) {
 	return ruri, nil
 }
 
-// send is roundTrip for a request that passed checkNow, whose
-// request-target ruri is.
-func (t *h1Transport) send(req *http.Request, key h1Key, ruri string) (*http.Response, error) {
+// roundTrip sends req, which passed checkNow (ruri its request-target), to
+// an http:// target or an https one, over a pooled connection or a new
+// one. A request that fails on a connection the server had closed while
+// idle is sent once more on a new one if it can be replayed. If the server
+// of an https request picks h2 on the new connection, roundTrip returns
+// *errPickedH2.
+func (t *h1Transport) roundTrip(req *http.Request, key h1Key, ruri string) (*http.Response, error) {
 	ctx := req.Context()
 	replay := replayable(req)
 	for {
@@ -657,8 +648,10 @@ var errBadHeader = errors.New("session: invalid request")
 
 // check refuses a request that cannot be written as it is, before it takes
 // a connection, as net/http does: a bad method, host, request-target
-// (control characters would end the request line early), header name or
-// value, or a ContentLength without a body. It returns the request-target.
+// (a space or control character would end the request line early), header
+// name or value, or a ContentLength without a body. It returns the
+// request-target. fpTransport.RoundTrip runs it for every request, so that
+// fhttp's routes refuse alike.
 func (t *h1Transport) check(req *http.Request) (string, error) {
 	if !validMethod(req.Method) {
 		return "", fmt.Errorf("%w: method %q", errBadHeader, req.Method)
